@@ -1,0 +1,100 @@
+//! The crate's error type: what went wrong and what the peer was told.
+
+use crate::handshake::HandshakeError;
+use crate::protocol::ProtocolError;
+use crate::CloseCode;
+use std::{fmt, io};
+
+/// Everything that can go wrong on a WebSocket.
+#[derive(Debug)]
+pub enum Error {
+    /// The stream failed: reset, timed out, or closed mid-handshake.
+    Io(io::Error),
+    /// The opening handshake was refused; the HTTP status was sent.
+    Handshake(HandshakeError),
+    /// The peer broke the protocol; a close frame with the code was sent.
+    Protocol(ProtocolError),
+    /// The peer closed the TCP connection without a close frame (1006).
+    UnexpectedEof,
+    /// A close frame was already sent: no more messages can go out.
+    Closed,
+    /// An argument this API refuses, such as a ping payload over 125 bytes.
+    InvalidInput(&'static str),
+}
+
+impl Error {
+    /// The close code the connection ended with, where one applies.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match self {
+            Error::Protocol(e) => Some(e.close_code()),
+            Error::UnexpectedEof => Some(CloseCode(1006)),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status sent for a refused handshake.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Handshake(e) => Some(e.status()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Handshake(e) => write!(f, "handshake refused: {e}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::UnexpectedEof => f.write_str(
+                "the peer closed the connection without a close frame (close code 1006)",
+            ),
+            Error::Closed => {
+                f.write_str("the WebSocket is closing or closed: nothing more can be sent")
+            }
+            Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Handshake(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Error::Handshake(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+/// Lets handlers written with `io::Result` use `?` on this crate's calls.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io(e) => e,
+            Error::UnexpectedEof => io::Error::new(io::ErrorKind::UnexpectedEof, e),
+            Error::Closed => io::Error::new(io::ErrorKind::BrokenPipe, e),
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! The opening handshake (RFC 6455 section 4), server side, without IO.
+//!
+//! [`HeadScanner`] finds the end of a request head in bytes that arrive in
+//! pieces, looking at each byte once. [`Request::parse`] reads the head in one
+//! pass; [`check_upgrade`] applies the rules of section 4.2.1 and gives the
+//! `Sec-WebSocket-Accept` value or the HTTP status to refuse with.
+
+use crate::Status;
+use base64::Engine;
+use std::fmt;
+
+/// The GUID every `Sec-WebSocket-Accept` is derived with (RFC 6455 section 1.3).
+const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Why a request head or an upgrade was refused, and with which HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandshakeError {
+    /// The head did not end within the limit (431).
+    HeadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// More header lines than the limit (431).
+    TooManyHeaders {
+        /// The limit.
+        limit: usize,
+    },
+    /// Not a well-formed HTTP/1.x request head (400).
+    Malformed(&'static str),
+    /// An upgrade must be a GET (400).
+    MethodNotGet,
+    /// An upgrade needs HTTP/1.1 or later (400).
+    HttpVersionTooOld,
+    /// The `Host` header is missing (400).
+    MissingHost,
+    /// No `Upgrade: websocket` header (400).
+    NotWebSocketUpgrade,
+    /// `Connection` does not contain the `Upgrade` token (400).
+    MissingConnectionUpgrade,
+    /// No `Sec-WebSocket-Version` header (400).
+    MissingVersion,
+    /// A `Sec-WebSocket-Version` other than 13 (426, with `Sec-WebSocket-Version: 13`).
+    UnsupportedVersion(String),
+    /// `Sec-WebSocket-Key` missing, repeated, or not 16 bytes in base64 (400).
+    BadKey,
+    /// An upgrade request must not carry a body (400).
+    UnexpectedBody,
+}
+
+impl HandshakeError {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            HandshakeError::HeadTooLarge { .. } | HandshakeError::TooManyHeaders { .. } => 431,
+            HandshakeError::UnsupportedVersion(_) => 426,
+            _ => 400,
+        }
+    }
+
+    /// The response to send before closing the connection.
+    pub fn response(&self) -> Vec<u8> {
+        let extra: &[(&str, &str)] = match self {
+            HandshakeError::UnsupportedVersion(_) => &[("Sec-WebSocket-Version", "13")],
+            _ => &[],
+        };
+        let body = format!("{self}\n");
+        http_response(
+            self.status(),
+            extra,
+            "text/plain; charset=utf-8",
+            body.as_bytes(),
+        )
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.status();
+        match self {
+            HandshakeError::HeadTooLarge { limit } => {
+                write!(f, "request head exceeds {limit} bytes")?
+            }
+            HandshakeError::TooManyHeaders { limit } => {
+                write!(f, "request has more than {limit} header lines")?
+            }
+            HandshakeError::Malformed(what) => write!(f, "malformed HTTP request: {what}")?,
+            HandshakeError::MethodNotGet => f.write_str("a WebSocket upgrade must use GET")?,
+            HandshakeError::HttpVersionTooOld => {
+                f.write_str("a WebSocket upgrade needs HTTP/1.1 or later")?
+            }
+            HandshakeError::MissingHost => f.write_str("missing Host header")?,
+            HandshakeError::NotWebSocketUpgrade => {
+                f.write_str("missing or wrong Upgrade header (expected \"websocket\")")?
+            }
+            HandshakeError::MissingConnectionUpgrade => {
+                f.write_str("Connection header does not contain \"Upgrade\"")?
+            }
+            HandshakeError::MissingVersion => {
+                f.write_str("missing Sec-WebSocket-Version header")?
+            }
+            HandshakeError::UnsupportedVersion(v) => write!(
+                f,
+                "unsupported Sec-WebSocket-Version {v:?} (only 13 is supported)"
+            )?,
+            HandshakeError::BadKey => {
+                f.write_str("Sec-WebSocket-Key must appear once and be 16 bytes encoded in base64")?
+            }
+            HandshakeError::UnexpectedBody => {
+                f.write_str("an upgrade request must not have a body")?
+            }
+        }
+        write!(f, " (HTTP {status})")
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// Finds the end of an HTTP request head (`\r\n\r\n`) as bytes arrive.
+///
+/// Each call resumes where the last one stopped, so a head dribbled in one
+/// byte at a time costs linear time, not quadratic.
+///
+/// ```
+/// use stdws::handshake::HeadScanner;
+/// use stdws::Status;
+/// let mut scanner = HeadScanner::new(16 * 1024);
+/// let mut buf = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+/// assert_eq!(scanner.scan(&buf).unwrap(), Status::Partial);
+/// buf.extend_from_slice(b"\r\nframe bytes");
+/// assert_eq!(scanner.scan(&buf).unwrap(), Status::Complete(27));
+/// ```
+#[derive(Clone, Debug)]
+pub struct HeadScanner {
+    scanned: usize,
+    limit: usize,
+}
+
+impl HeadScanner {
+    /// A scanner that refuses heads longer than `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        HeadScanner { scanned: 0, limit }
+    }
+
+    /// Looks for the end of the head in `buf`, which holds every byte received
+    /// so far; returns the head's length, terminator included.
+    pub fn scan(&mut self, buf: &[u8]) -> Result<Status<usize>, HandshakeError> {
+        if let Some(&first) = buf.first() {
+            // A request starts with a method token; TLS or garbage fails at once.
+            if !first.is_ascii_uppercase() {
+                return Err(HandshakeError::Malformed(
+                    "request does not start with a method",
+                ));
+            }
+        }
+        let end = buf.len().min(self.limit);
+        let from = self.scanned.saturating_sub(3);
+        if let Some(i) = buf[from.min(end)..end]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+        {
+            return Ok(Status::Complete(from + i + 4));
+        }
+        self.scanned = end;
+        if buf.len() >= self.limit {
+            return Err(HandshakeError::HeadTooLarge { limit: self.limit });
+        }
+        Ok(Status::Partial)
+    }
+}
+
+/// A parsed HTTP/1.x request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    method: String,
+    target: String,
+    version: (u8, u8),
+    headers: Vec<(String, String)>,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+impl Request {
+    /// Parses a complete head (as delimited by [`HeadScanner`]), allowing at
+    /// most `max_headers` header lines.
+    pub fn parse(head: &[u8], max_headers: usize) -> Result<Request, HandshakeError> {
+        use HandshakeError::Malformed;
+        // Without the final empty line, every line ends in CRLF.
+        let head = head
+            .strip_suffix(b"\r\n")
+            .ok_or(Malformed("head does not end with an empty line"))?;
+        let mut lines = head.split_inclusive(|&b| b == b'\n').map(|line| {
+            line.strip_suffix(b"\r\n")
+                .ok_or(Malformed("line not ended by CRLF"))
+        });
+        let request_line = lines.next().unwrap_or(Err(Malformed("empty request")))?;
+        let mut parts = request_line.split(|&b| b == b' ');
+        let (Some(method), Some(target), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Malformed("request line is not METHOD TARGET VERSION"));
+        };
+        if !is_token(method) {
+            return Err(Malformed("invalid method"));
+        }
+        if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+            return Err(Malformed("invalid request target"));
+        }
+        let version = match version {
+            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                if major.is_ascii_digit() && minor.is_ascii_digit() =>
+            {
+                (major - b'0', minor - b'0')
+            }
+            _ => return Err(Malformed("invalid HTTP version")),
+        };
+        let mut headers = Vec::new();
+        for line in lines {
+            let line = line?;
+            if headers.len() == max_headers {
+                return Err(HandshakeError::TooManyHeaders { limit: max_headers });
+            }
+            let colon = line
+                .iter()
+                .position(|&b| b == b':')
+                .ok_or(Malformed("header line without a colon"))?;
+            let (name, value) = (&line[..colon], &line[colon + 1..]);
+            if !is_token(name) {
+                return Err(Malformed("invalid header name"));
+            }
+            let value = value.trim_ascii();
+            if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+                return Err(Malformed("control character in a header value"));
+            }
+            let value =
+                std::str::from_utf8(value).map_err(|_| Malformed("header value is not UTF-8"))?;
+            // Both checked above: tokens are ASCII.
+            let name = String::from_utf8_lossy(name).into_owned();
+            headers.push((name, value.to_owned()));
+        }
+        Ok(Request {
+            method: String::from_utf8_lossy(method).into_owned(),
+            target: String::from_utf8_lossy(target).into_owned(),
+            version,
+            headers,
+        })
+    }
+
+    /// The method, such as `GET`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target as sent, such as `/io/outputs?x=1`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The target without its query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or_default()
+    }
+
+    /// The query after `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// HTTP version as (major, minor).
+    pub fn version(&self) -> (u8, u8) {
+        self.version
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, by case-insensitive name, in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header as (name, value), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether a comma-separated header contains `token`, ignoring case.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header_values(name)
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// Whether the request asks for a WebSocket (`Upgrade: websocket`), valid or not.
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.has_token("upgrade", "websocket")
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
+///
+/// ```
+/// assert_eq!(
+///     stdws::handshake::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+///     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+/// );
+/// ```
+pub fn accept_key(key: &str) -> String {
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(WEBSOCKET_GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
+}
+
+/// Checks a request against RFC 6455 section 4.2.1; returns the `Sec-WebSocket-Accept` value.
+pub fn check_upgrade(req: &Request) -> Result<String, HandshakeError> {
+    if req.method() != "GET" {
+        return Err(HandshakeError::MethodNotGet);
+    }
+    if req.version() < (1, 1) {
+        return Err(HandshakeError::HttpVersionTooOld);
+    }
+    if req.header("host").is_none() {
+        return Err(HandshakeError::MissingHost);
+    }
+    if !req.is_websocket_upgrade() {
+        return Err(HandshakeError::NotWebSocketUpgrade);
+    }
+    if !req.has_token("connection", "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    match req.header("sec-websocket-version") {
+        None => return Err(HandshakeError::MissingVersion),
+        Some("13") => {}
+        Some(other) => return Err(HandshakeError::UnsupportedVersion(other.to_owned())),
+    }
+    let mut keys = req.header_values("sec-websocket-key");
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return Err(HandshakeError::BadKey);
+    };
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(raw) if raw.len() == 16 => {}
+        _ => return Err(HandshakeError::BadKey),
+    }
+    let has_body = req.header("transfer-encoding").is_some()
+        || req.header("content-length").is_some_and(|v| v != "0");
+    if has_body {
+        return Err(HandshakeError::UnexpectedBody);
+    }
+    Ok(accept_key(key))
+}
+
+/// The `101 Switching Protocols` response, with an optional chosen subprotocol.
+pub fn response_101(accept: &str, protocol: Option<&str>) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+    );
+    if let Some(p) = protocol {
+        out.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// The standard reason phrase for the statuses this crate sends.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// A complete HTTP/1.1 response that closes the connection after it.
+pub fn http_response(
+    status: u16,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+    fn request(text: &str) -> Request {
+        Request::parse(text.as_bytes(), 64).unwrap()
+    }
+
+    fn upgrade(text: &str) -> Result<String, HandshakeError> {
+        check_upgrade(&request(text))
+    }
+
+    #[test]
+    fn accepts_the_rfc_sample_with_the_rfc_accept_key() {
+        assert_eq!(upgrade(SAMPLE).unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        let req = request(SAMPLE);
+        assert_eq!((req.path(), req.query()), ("/chat", Some("room=1")));
+        assert_eq!(req.header("ORIGIN"), Some("http://example.com"));
+    }
+
+    #[test]
+    fn header_names_and_tokens_are_case_insensitive() {
+        let text = SAMPLE
+            .replace("Upgrade: websocket", "uPgRaDe: WebSocket")
+            .replace("Connection: Upgrade", "connection: keep-alive, UPGRADE")
+            .replace("Sec-WebSocket-Key", "sec-websocket-key");
+        assert!(upgrade(&text).is_ok());
+    }
+
+    #[test]
+    fn connection_token_may_be_in_any_header_line_and_position() {
+        let text = SAMPLE.replace(
+            "Connection: Upgrade\r\n",
+            "Connection: keep-alive\r\nConnection: foo ,upgrade\r\n",
+        );
+        assert!(upgrade(&text).is_ok());
+    }
+
+    #[test]
+    fn refuses_each_broken_rule_with_its_status() {
+        let cases = [
+            (SAMPLE.replace("GET", "POST"), HandshakeError::MethodNotGet),
+            (
+                SAMPLE.replace("HTTP/1.1", "HTTP/1.0"),
+                HandshakeError::HttpVersionTooOld,
+            ),
+            (
+                SAMPLE.replace("Host: server.example.com\r\n", ""),
+                HandshakeError::MissingHost,
+            ),
+            (
+                SAMPLE.replace("Upgrade: websocket\r\n", ""),
+                HandshakeError::NotWebSocketUpgrade,
+            ),
+            (
+                SAMPLE.replace("Upgrade: websocket", "Upgrade: h2c"),
+                HandshakeError::NotWebSocketUpgrade,
+            ),
+            (
+                SAMPLE.replace("Connection: Upgrade", "Connection: close"),
+                HandshakeError::MissingConnectionUpgrade,
+            ),
+            (
+                SAMPLE.replace("Sec-WebSocket-Version: 13\r\n", ""),
+                HandshakeError::MissingVersion,
+            ),
+            (
+                SAMPLE.replace("Version: 13", "Version: 8"),
+                HandshakeError::UnsupportedVersion("8".into()),
+            ),
+            (
+                SAMPLE.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ="),
+                HandshakeError::BadKey,
+            ),
+            (
+                SAMPLE.replace("dGhlIHNhbXBsZSBub25jZQ==", "not base64!"),
+                HandshakeError::BadKey,
+            ),
+            (
+                SAMPLE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
+                HandshakeError::BadKey,
+            ),
+            (
+                SAMPLE.replace(
+                    "Origin",
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin",
+                ),
+                HandshakeError::BadKey,
+            ),
+            (
+                SAMPLE.replace("Origin", "Content-Length: 5\r\nOrigin"),
+                HandshakeError::UnexpectedBody,
+            ),
+        ];
+        for (text, expected) in cases {
+            let status = expected.status();
+            assert_eq!(upgrade(&text), Err(expected), "{text}");
+            assert_eq!(
+                status,
+                if text.contains("Version: 8") {
+                    426
+                } else {
+                    400
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn later_http_versions_are_accepted() {
+        assert!(upgrade(&SAMPLE.replace("HTTP/1.1", "HTTP/1.9")).is_ok());
+    }
+
+    #[test]
+    fn the_426_response_names_version_13() {
+        let err = upgrade(&SAMPLE.replace("Version: 13", "Version: 12")).unwrap_err();
+        let text = String::from_utf8(err.response()).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
+    }
+
+    #[test]
+    fn rejects_malformed_heads_with_400() {
+        for text in [
+            "GET /\r\n\r\n",
+            "GET / HTTP/1.1 extra\r\n\r\n",
+            "GET / HTTP/x.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+            "GET / HTTP/1.1\r\n folded: x\r\n\r\n",
+            "GET / HTTP/1.1\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n",
+            "G(T / HTTP/1.1\r\n\r\n",
+        ] {
+            let err = Request::parse(text.as_bytes(), 64).unwrap_err();
+            assert_eq!(err.status(), 400, "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        let mut text = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..5 {
+            text.push_str(&format!("X-{i}: v\r\n"));
+        }
+        text.push_str("\r\n");
+        assert!(Request::parse(text.as_bytes(), 5).is_ok());
+        let err = Request::parse(text.as_bytes(), 4).unwrap_err();
+        assert_eq!(err, HandshakeError::TooManyHeaders { limit: 4 });
+        assert_eq!(err.status(), 431);
+    }
+
+    #[test]
+    fn scanner_finds_the_head_end_across_any_split() {
+        let bytes = SAMPLE.as_bytes();
+        for split in 0..bytes.len() {
+            let mut scanner = HeadScanner::new(16 * 1024);
+            assert_eq!(scanner.scan(&bytes[..split]).unwrap(), Status::Partial);
+            assert_eq!(scanner.scan(bytes).unwrap(), Status::Complete(bytes.len()));
+        }
+    }
+
+    #[test]
+    fn scanner_refuses_heads_over_the_limit_with_431() {
+        let mut scanner = HeadScanner::new(64);
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(100));
+        let err = scanner.scan(long.as_bytes()).unwrap_err();
+        assert_eq!(err.status(), 431);
+        // A head of exactly the limit is fine.
+        let exact = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(41));
+        assert_eq!(exact.len(), 64);
+        let mut scanner = HeadScanner::new(64);
+        assert_eq!(
+            scanner.scan(exact.as_bytes()).unwrap(),
+            Status::Complete(64)
+        );
+    }
+
+    #[test]
+    fn scanner_rejects_non_http_bytes_at_once() {
+        let mut scanner = HeadScanner::new(16 * 1024);
+        assert_eq!(scanner.scan(&[0x16, 0x03, 0x01]).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn error_display_names_the_status() {
+        assert_eq!(
+            HandshakeError::MissingHost.to_string(),
+            "missing Host header (HTTP 400)"
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! Size limits, each checked before the memory it guards is spent.
+
+/// Bounds on what a peer can make a connection hold.
+///
+/// A connection holds at most `max_message_size` bytes of message plus its
+/// read buffer; everything else it keeps is a few hundred bytes.
+///
+/// ```
+/// let limits = stdws::Limits { max_message_size: 64 * 1024, ..stdws::Limits::default() };
+/// assert_eq!(limits.max_frame_size, 16 << 20);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message after reassembly, in bytes; over it the connection
+    /// closes with 1009. Default 16 MiB.
+    pub max_message_size: usize,
+    /// Largest payload of a single frame; over it, 1009. Default 16 MiB.
+    pub max_frame_size: usize,
+    /// Most frames one message may be split into, empty ones included; over it,
+    /// 1009. Bounds the work a stream of empty fragments can cause.
+    /// Default 131,072 (Autobahn case 9.3.1 sends 4 MiB in more than 65,536
+    /// fragments of 64 bytes).
+    pub max_fragments: usize,
+    /// Largest HTTP request head, in bytes; over it, `431`. Default 16 KiB.
+    pub max_head_size: usize,
+    /// Most header lines in a request head; over it, `431`. Default 64.
+    pub max_headers: usize,
+    /// Initial size of the read buffer. Default 4 KiB. Payloads larger than
+    /// the buffer are read straight into the message, so it need not grow.
+    pub read_buffer_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 16 << 20,
+            max_frame_size: 16 << 20,
+            max_fragments: 1 << 17,
+            max_head_size: 16 << 10,
+            max_headers: 64,
+            read_buffer_size: 4 << 10,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What travels over a WebSocket: data messages and close frames.
+
+use std::fmt;
+
+/// A complete data message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message; always valid UTF-8.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+impl Message {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Message::Text(s) => s.as_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+
+    /// The text, if this is a text message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(s) => Some(s),
+            Message::Binary(_) => None,
+        }
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload, taken out of the message.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Message::Text(s) => s.into_bytes(),
+            Message::Binary(b) => b,
+        }
+    }
+}
+
+impl From<String> for Message {
+    fn from(s: String) -> Self {
+        Message::Text(s)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(s: &str) -> Self {
+        Message::Text(s.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(b: Vec<u8>) -> Self {
+        Message::Binary(b)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(b: &[u8]) -> Self {
+        Message::Binary(b.to_vec())
+    }
+}
+
+/// A close status code (RFC 6455 section 7.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CloseCode(pub u16);
+
+impl CloseCode {
+    /// 1000: the purpose of the connection is fulfilled.
+    pub const NORMAL: CloseCode = CloseCode(1000);
+    /// 1001: the server is shutting down or the page is navigating away.
+    pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    /// 1002: the peer broke the protocol.
+    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    /// 1003: a message type the endpoint cannot accept.
+    pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
+    /// 1007: data inconsistent with its type, such as invalid UTF-8 in text.
+    pub const INVALID_DATA: CloseCode = CloseCode(1007);
+    /// 1008: a message that violates the endpoint's policy.
+    pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
+    /// 1009: a message or frame over the size limit.
+    pub const TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1011: the server hit an unexpected condition.
+    pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+
+    /// Whether the code may appear in a close frame on the wire: 1000-1003,
+    /// 1007-1014 and 3000-4999. 1004-1006 and 1015 are reserved or local only.
+    ///
+    /// ```
+    /// use stdws::CloseCode;
+    /// assert!(CloseCode(1000).is_sendable() && CloseCode(4999).is_sendable());
+    /// assert!(!CloseCode(1005).is_sendable() && !CloseCode(2000).is_sendable());
+    /// ```
+    pub fn is_sendable(self) -> bool {
+        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
+    }
+}
+
+impl fmt::Display for CloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The status code and reason of a close frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// Why the connection is closing.
+    pub code: CloseCode,
+    /// A short human-readable reason; at most 123 bytes of UTF-8 on the wire.
+    pub reason: String,
+}
+
+impl CloseFrame {
+    /// A close frame with an empty reason.
+    pub fn new(code: CloseCode) -> Self {
+        CloseFrame {
+            code,
+            reason: String::new(),
+        }
+    }
+}

@@ -1,0 +1,926 @@
+//! The WebSocket protocol without IO (RFC 6455 sections 5 to 7): bytes in;
+//! messages, pings, pongs and closes out.
+//!
+//! The caller reads from its stream into [`Protocol::read_buf`], reports how
+//! many bytes arrived with [`Protocol::commit`], then takes events from
+//! [`Protocol::next_event`] until it returns `Ok(None)` ("need more bytes").
+//! Payload bytes are unmasked and checked as soon as they arrive, so invalid
+//! UTF-8 fails a connection at once, even inside a frame that has not ended.
+//! A large payload is read straight into the message it belongs to: no copy.
+//!
+//! ```
+//! use stdws::protocol::{Event, Protocol, Role};
+//! use stdws::{Limits, Message};
+//! let mut proto = Protocol::new(Role::Server, Limits::default());
+//! // RFC 6455 5.7: a masked text message "Hello".
+//! proto.feed(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+//! let event = proto.next_event().unwrap();
+//! assert_eq!(event, Some(Event::Message(Message::Text("Hello".into()))));
+//! assert_eq!(proto.next_event().unwrap(), None);
+//! ```
+
+use crate::frame::{self, FrameError, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+use crate::{CloseCode, CloseFrame, Limits, Message, Status};
+use std::fmt;
+use std::ops::Deref;
+
+/// Which end of the connection this is; it decides which way masking goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Receives masked frames, sends unmasked ones.
+    Server,
+    /// Receives unmasked frames, sends masked ones.
+    Client,
+}
+
+/// Why the peer's bytes break the protocol, and the close code that says so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// An invalid frame header (1002).
+    Frame(FrameError),
+    /// RSV bits set without an extension that defines them (1002).
+    ReservedBits(u8),
+    /// A client sent a frame without a mask (1002).
+    UnmaskedFrame,
+    /// A server sent a masked frame (1002).
+    MaskedFrame,
+    /// A continuation frame with no message to continue (1002).
+    UnexpectedContinuation,
+    /// A new text or binary frame while a fragmented message is unfinished (1002).
+    ExpectedContinuation,
+    /// A text message that is not valid UTF-8 (1007).
+    InvalidUtf8,
+    /// A close frame whose reason is not valid UTF-8 (1007).
+    InvalidCloseReason,
+    /// A close frame with a one-byte payload (1002).
+    InvalidClosePayload,
+    /// A close code that must not be sent (1002).
+    InvalidCloseCode(u16),
+    /// A frame over `max_frame_size` (1009).
+    FrameTooBig {
+        /// The frame's payload length.
+        size: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// A message over `max_message_size` (1009).
+    MessageTooBig {
+        /// The message's length so far, this frame included.
+        size: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// A message in more frames than `max_fragments` (1009).
+    TooManyFragments {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl ProtocolError {
+    /// The close code this error fails the connection with.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
+                CloseCode::INVALID_DATA
+            }
+            ProtocolError::FrameTooBig { .. }
+            | ProtocolError::MessageTooBig { .. }
+            | ProtocolError::TooManyFragments { .. } => CloseCode::TOO_BIG,
+            _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+
+    /// The close frame this error sends; the reason is this error's message.
+    pub fn close_frame(&self) -> CloseFrame {
+        let mut reason = self.to_string();
+        reason.truncate(crate::socket::MAX_CLOSE_REASON); // ASCII: any cut is a char boundary
+        CloseFrame {
+            code: self.close_code(),
+            reason,
+        }
+    }
+}
+
+impl From<FrameError> for ProtocolError {
+    fn from(e: FrameError) -> Self {
+        ProtocolError::Frame(e)
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtocolError::Frame(e) => write!(f, "{e}"),
+            ProtocolError::ReservedBits(bits) => {
+                write!(
+                    f,
+                    "RSV bits {bits:#05b} set but no extension was negotiated"
+                )
+            }
+            ProtocolError::UnmaskedFrame => f.write_str("client frame is not masked"),
+            ProtocolError::MaskedFrame => f.write_str("server frame is masked"),
+            ProtocolError::UnexpectedContinuation => {
+                f.write_str("continuation frame without a message to continue")
+            }
+            ProtocolError::ExpectedContinuation => {
+                f.write_str("new message started before the fragmented one ended")
+            }
+            ProtocolError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
+            ProtocolError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
+            ProtocolError::InvalidClosePayload => f.write_str("close frame payload of 1 byte"),
+            ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
+            ProtocolError::FrameTooBig { size, limit } => {
+                write!(f, "frame of {size} bytes exceeds the limit of {limit}")
+            }
+            ProtocolError::MessageTooBig { size, limit } => {
+                write!(f, "message of {size} bytes exceeds the limit of {limit}")
+            }
+            ProtocolError::TooManyFragments { limit } => {
+                write!(f, "message split into more than {limit} frames")
+            }
+        }?;
+        write!(f, " (close code {})", self.close_code())
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// The payload of a ping, pong or close: at most 125 bytes, kept inline.
+#[derive(Clone, Copy)]
+pub struct ControlPayload {
+    bytes: [u8; MAX_CONTROL_PAYLOAD],
+    len: u8,
+}
+
+impl ControlPayload {
+    /// A payload from `bytes`, or `None` if it is over 125 bytes.
+    pub fn new(bytes: &[u8]) -> Option<Self> {
+        let mut p = ControlPayload {
+            bytes: [0; MAX_CONTROL_PAYLOAD],
+            len: u8::try_from(bytes.len()).ok()?,
+        };
+        p.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(p)
+    }
+}
+
+impl Deref for ControlPayload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for ControlPayload {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ControlPayload {}
+
+impl fmt::Debug for ControlPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ControlPayload({:?})", &**self)
+    }
+}
+
+/// What the peer sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text or binary message.
+    Message(Message),
+    /// A ping; answer with a pong carrying the same payload.
+    Ping(ControlPayload),
+    /// A pong.
+    Pong(ControlPayload),
+    /// The peer's close frame, `None` if it carried no status code. Nothing
+    /// follows it: the protocol is closed.
+    Close(Option<CloseFrame>),
+}
+
+/// Where the receiver is inside the byte stream. Each variant owns the
+/// message being assembled, if any, so a data frame cannot lack one.
+#[derive(Clone, Debug)]
+enum State {
+    /// Between frames.
+    Header { message: Option<Partial> },
+    /// Inside a data frame's payload, which goes into `message`.
+    Data { message: Partial, frame: DataFrame },
+    /// Inside a control frame's payload, perhaps between two fragments of `message`.
+    Control {
+        message: Option<Partial>,
+        opcode: OpCode,
+        mask: Option<[u8; 4]>,
+        payload: ControlPayload,
+        received: usize,
+    },
+    /// A close frame arrived or the connection failed: nothing more is read.
+    Closed,
+}
+
+/// Progress through a data frame's payload.
+#[derive(Clone, Copy, Debug)]
+struct DataFrame {
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    offset: usize,
+    fin: bool,
+}
+
+/// A data message being received, possibly over several frames.
+#[derive(Clone, Debug)]
+struct Partial {
+    text: bool,
+    /// Holds `filled` received bytes, then room for the rest of the current frame.
+    data: Vec<u8>,
+    filled: usize,
+    utf8: Utf8Validator,
+    frames: usize,
+}
+
+impl Partial {
+    /// Unmasks and checks the next `n` payload bytes, already in place after `filled`.
+    fn take_payload(&mut self, frame: &mut DataFrame, n: usize) -> Result<(), ProtocolError> {
+        let n = n.min(frame.remaining as usize);
+        let chunk = &mut self.data[self.filled..self.filled + n];
+        if let Some(key) = frame.mask {
+            apply_mask(chunk, key, frame.offset);
+        }
+        // A text message that arrives whole is validated once, when it completes;
+        // one that arrives in pieces is validated piece by piece, to fail fast.
+        let arrives_whole = frame.fin && self.filled == 0 && n as u64 == frame.remaining;
+        if self.text && !arrives_whole {
+            self.utf8
+                .feed(chunk)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        self.filled += n;
+        frame.offset += n;
+        frame.remaining -= n as u64;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Message, ProtocolError> {
+        self.data.truncate(self.filled);
+        if !self.text {
+            return Ok(Message::Binary(self.data));
+        }
+        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+        String::from_utf8(self.data)
+            .map(Message::Text)
+            .map_err(|_| ProtocolError::InvalidUtf8)
+    }
+}
+
+/// Bytes read but not yet parsed: at most part of a header once events are drained.
+#[derive(Clone, Debug)]
+struct ReadBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+    end: usize,
+    size: usize,
+}
+
+impl ReadBuffer {
+    fn filled(&self) -> &[u8] {
+        &self.bytes[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    fn spare(&mut self) -> &mut [u8] {
+        if self.bytes.is_empty() {
+            self.bytes = vec![0; self.size.max(frame::MAX_HEADER_LEN)];
+        }
+        if self.end == self.bytes.len() && self.start > 0 {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.bytes[self.end..]
+    }
+}
+
+/// Which buffer the last [`Protocol::read_buf`] handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadTarget {
+    Buffer,
+    Message,
+}
+
+/// The receiving side of a WebSocket connection as a state machine.
+///
+/// Sending needs no state beyond "has a close been sent", which the socket
+/// layer keeps; frames are encoded with [`FrameHeader::encode`].
+#[derive(Clone, Debug)]
+pub struct Protocol {
+    role: Role,
+    limits: Limits,
+    buf: ReadBuffer,
+    state: State,
+    target: ReadTarget,
+    /// An error found while committing bytes read straight into a message.
+    pending_error: Option<ProtocolError>,
+}
+
+impl Protocol {
+    /// A receiver for the given end of the connection.
+    pub fn new(role: Role, limits: Limits) -> Self {
+        Protocol {
+            role,
+            limits,
+            buf: ReadBuffer {
+                bytes: Vec::new(),
+                start: 0,
+                end: 0,
+                size: limits.read_buffer_size,
+            },
+            state: State::Header { message: None },
+            target: ReadTarget::Buffer,
+            pending_error: None,
+        }
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether a close frame arrived or the connection failed; nothing more will be read.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Where the next bytes from the peer should be read into.
+    ///
+    /// Call [`Protocol::next_event`] until it returns `Ok(None)` first: only
+    /// then is there always room. Empty once the protocol is closed.
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        self.target = ReadTarget::Buffer;
+        match &mut self.state {
+            State::Closed => return &mut [],
+            State::Data { message, frame }
+                if self.buf.start == self.buf.end
+                    && frame.remaining >= self.buf.size as u64
+                    && self.pending_error.is_none() =>
+            {
+                // A large payload: read it straight into its message, which
+                // was sized for the whole frame when its header arrived.
+                self.target = ReadTarget::Message;
+                return &mut message.data[message.filled..];
+            }
+            _ => {}
+        }
+        self.buf.spare()
+    }
+
+    /// Records that `n` bytes were written into the slice from the last [`Protocol::read_buf`].
+    pub fn commit(&mut self, n: usize) {
+        match (self.target, &mut self.state) {
+            (ReadTarget::Message, State::Data { message, frame }) => {
+                if let Err(e) = message.take_payload(frame, n) {
+                    self.pending_error = Some(e);
+                }
+            }
+            _ => self.buf.end = (self.buf.end + n).min(self.buf.bytes.len()),
+        }
+        self.target = ReadTarget::Buffer;
+    }
+
+    /// Copies as much of `bytes` as fits into the read buffer; returns how
+    /// much. A convenience for tests, fuzzers and bytes left over from a handshake.
+    pub fn feed(&mut self, bytes: &[u8]) -> usize {
+        let dst = self.read_buf();
+        let n = dst.len().min(bytes.len());
+        dst[..n].copy_from_slice(&bytes[..n]);
+        self.commit(n);
+        n
+    }
+
+    /// Bytes this receiver holds right now: its read buffer and any partial message.
+    pub fn memory_held(&self) -> usize {
+        let message = match &self.state {
+            State::Data { message, .. } => Some(message),
+            State::Header { message } | State::Control { message, .. } => message.as_ref(),
+            State::Closed => None,
+        };
+        self.buf.bytes.capacity() + message.map_or(0, |m| m.data.capacity())
+    }
+
+    /// The next event from the bytes received so far; `Ok(None)` means more
+    /// bytes are needed (or the protocol is closed).
+    ///
+    /// An error fails the connection: send its [`ProtocolError::close_frame`]
+    /// and close. The protocol is closed afterwards.
+    pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        if let Some(e) = self.pending_error.take() {
+            self.state = State::Closed;
+            return Err(e);
+        }
+        loop {
+            // Each arm owns the state and puts back the next one; an early
+            // return with an error leaves the protocol closed.
+            match std::mem::replace(&mut self.state, State::Closed) {
+                State::Closed => return Ok(None),
+                State::Header { message } => match frame::parse(self.buf.filled())? {
+                    Status::Partial => {
+                        self.state = State::Header { message };
+                        return Ok(None);
+                    }
+                    Status::Complete((header, len)) => {
+                        self.buf.consume(len);
+                        self.state = self.begin_frame(header, message)?;
+                    }
+                },
+                State::Data { message, frame } if frame.remaining == 0 => {
+                    if frame.fin {
+                        self.state = State::Header { message: None };
+                        return message.finish().map(|m| Some(Event::Message(m)));
+                    }
+                    self.state = State::Header {
+                        message: Some(message),
+                    };
+                }
+                State::Data {
+                    mut message,
+                    mut frame,
+                } => {
+                    let n = (self.buf.filled().len() as u64).min(frame.remaining) as usize;
+                    if n > 0 {
+                        let at = message.filled;
+                        message.data[at..at + n].copy_from_slice(&self.buf.filled()[..n]);
+                        self.buf.consume(n);
+                        message.take_payload(&mut frame, n)?;
+                    }
+                    self.state = State::Data { message, frame };
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                }
+                State::Control {
+                    message,
+                    opcode,
+                    mask,
+                    mut payload,
+                    mut received,
+                } => {
+                    let want = usize::from(payload.len) - received;
+                    let n = self.buf.filled().len().min(want);
+                    payload.bytes[received..received + n].copy_from_slice(&self.buf.filled()[..n]);
+                    self.buf.consume(n);
+                    received += n;
+                    if n < want {
+                        self.state = State::Control {
+                            message,
+                            opcode,
+                            mask,
+                            payload,
+                            received,
+                        };
+                        return Ok(None);
+                    }
+                    if let Some(key) = mask {
+                        apply_mask(&mut payload.bytes[..received], key, 0);
+                    }
+                    let event = match opcode {
+                        OpCode::Ping => Event::Ping(payload),
+                        OpCode::Pong => Event::Pong(payload),
+                        // Closed stays: nothing is read after a close.
+                        _ => return parse_close(&payload).map(|f| Some(Event::Close(f))),
+                    };
+                    self.state = State::Header { message };
+                    return Ok(Some(event));
+                }
+            }
+        }
+    }
+
+    /// Checks a frame header against the connection's state and limits, makes
+    /// room for its payload, and gives the state that receives it.
+    fn begin_frame(
+        &self,
+        h: FrameHeader,
+        message: Option<Partial>,
+    ) -> Result<State, ProtocolError> {
+        if h.rsv != 0 {
+            return Err(ProtocolError::ReservedBits(h.rsv));
+        }
+        match (self.role, h.mask) {
+            (Role::Server, None) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, Some(_)) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if h.opcode.is_control() {
+            return Ok(State::Control {
+                message,
+                opcode: h.opcode,
+                mask: h.mask,
+                payload: ControlPayload {
+                    bytes: [0; MAX_CONTROL_PAYLOAD],
+                    len: h.payload_len as u8, // at most 125: checked by frame::parse
+                },
+                received: 0,
+            });
+        }
+        let limits = &self.limits;
+        if h.payload_len > limits.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig {
+                size: h.payload_len,
+                limit: limits.max_frame_size,
+            });
+        }
+        let size = message.as_ref().map_or(0, |m| m.filled) as u64 + h.payload_len;
+        if size > limits.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooBig {
+                size,
+                limit: limits.max_message_size,
+            });
+        }
+        let size = size as usize; // at most max_message_size, a usize
+        let message = match (message, h.opcode) {
+            (None, OpCode::Continuation) => return Err(ProtocolError::UnexpectedContinuation),
+            (Some(_), OpCode::Text | OpCode::Binary) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            (Some(mut m), _) => {
+                m.frames += 1;
+                if m.frames > limits.max_fragments {
+                    return Err(ProtocolError::TooManyFragments {
+                        limit: limits.max_fragments,
+                    });
+                }
+                m.data.resize(size, 0);
+                m
+            }
+            (None, opcode) => Partial {
+                text: opcode == OpCode::Text,
+                data: vec![0; size],
+                filled: 0,
+                utf8: Utf8Validator::new(),
+                frames: 1,
+            },
+        };
+        Ok(State::Data {
+            message,
+            frame: DataFrame {
+                remaining: h.payload_len,
+                mask: h.mask,
+                offset: 0,
+                fin: h.fin,
+            },
+        })
+    }
+}
+
+/// Reads a close frame's status code and reason.
+fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(ProtocolError::InvalidClosePayload),
+        [hi, lo, reason @ ..] => {
+            let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
+            if !code.is_sendable() {
+                return Err(ProtocolError::InvalidCloseCode(code.0));
+            }
+            let reason = std::str::from_utf8(reason)
+                .map_err(|_| ProtocolError::InvalidCloseReason)?
+                .to_owned();
+            Ok(Some(CloseFrame { code, reason }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A frame as a client sends it: masked with `KEY`.
+    fn client_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+        let header = FrameHeader {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 7,
+            opcode: OpCode::from_bits(b0 & 0xf).unwrap(),
+            mask: Some(KEY),
+            payload_len: payload.len() as u64,
+        };
+        let mut out = [0; frame::MAX_HEADER_LEN];
+        let n = header.encode(&mut out);
+        let mut bytes = out[..n].to_vec();
+        let mut body = payload.to_vec();
+        apply_mask(&mut body, KEY, 0);
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
+    fn server() -> Protocol {
+        Protocol::new(Role::Server, Limits::default())
+    }
+
+    /// Feeds all of `bytes`, draining events as it goes; stops at the first error.
+    fn run(proto: &mut Protocol, bytes: &[u8]) -> Result<Vec<Event>, ProtocolError> {
+        let mut events = Vec::new();
+        let mut rest = bytes;
+        loop {
+            while let Some(event) = proto.next_event()? {
+                events.push(event);
+            }
+            if rest.is_empty() || proto.is_closed() {
+                return Ok(events);
+            }
+            let n = proto.feed(rest);
+            assert!(n > 0, "no room to read while open");
+            rest = &rest[n..];
+        }
+    }
+
+    fn run_in_pieces(bytes: &[u8], piece: usize) -> Result<Vec<Event>, ProtocolError> {
+        let mut proto = server();
+        let mut events = Vec::new();
+        for chunk in bytes.chunks(piece) {
+            events.extend(run(&mut proto, chunk)?);
+        }
+        Ok(events)
+    }
+
+    fn text(s: &str) -> Event {
+        Event::Message(Message::Text(s.into()))
+    }
+
+    #[test]
+    fn decodes_rfc_masked_hello() {
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(run(&mut server(), &bytes), Ok(vec![text("Hello")]));
+    }
+
+    #[test]
+    fn client_decodes_rfc_unmasked_and_fragmented_hello() {
+        let mut client = Protocol::new(Role::Client, Limits::default());
+        let bytes = [
+            0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f, // "Hello"
+            0x01, 0x03, 0x48, 0x65, 0x6c, // "Hel"
+            0x80, 0x02, 0x6c, 0x6f, // "lo"
+        ];
+        assert_eq!(
+            run(&mut client, &bytes),
+            Ok(vec![text("Hello"), text("Hello")])
+        );
+    }
+
+    #[test]
+    fn decodes_the_same_whatever_the_read_sizes() {
+        let mut bytes = client_frame(0x01, "Hel".as_bytes());
+        bytes.extend(client_frame(0x89, b"ping!"));
+        bytes.extend(client_frame(0x80, "lo €".as_bytes()));
+        bytes.extend(client_frame(0x82, &[7; 300]));
+        bytes.extend(client_frame(0x82, &[]));
+        let expected = vec![
+            Event::Ping(ControlPayload::new(b"ping!").unwrap()),
+            text("Hello €"),
+            Event::Message(Message::Binary(vec![7; 300])),
+            Event::Message(Message::Binary(vec![])),
+        ];
+        for piece in [1, 2, 3, 7, 64, 4096] {
+            assert_eq!(
+                run_in_pieces(&bytes, piece),
+                Ok(expected.clone()),
+                "piece {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_large_payloads_straight_into_the_message() {
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let bytes = client_frame(0x82, &payload);
+        let mut proto = server();
+        let events = run(&mut proto, &bytes).unwrap();
+        assert_eq!(events, vec![Event::Message(Message::Binary(payload))]);
+        // The read buffer stayed at its initial size.
+        assert_eq!(proto.memory_held(), Limits::default().read_buffer_size);
+    }
+
+    #[test]
+    fn rejects_unmasked_client_frames_with_1002() {
+        let err = run(&mut server(), &[0x81, 0x00]).unwrap_err();
+        assert_eq!(err, ProtocolError::UnmaskedFrame);
+        assert_eq!(err.close_code(), CloseCode::PROTOCOL_ERROR);
+    }
+
+    #[test]
+    fn rejects_masked_server_frames_with_1002() {
+        let mut client = Protocol::new(Role::Client, Limits::default());
+        let err = run(&mut client, &client_frame(0x81, b"x")).unwrap_err();
+        assert_eq!(err, ProtocolError::MaskedFrame);
+    }
+
+    #[test]
+    fn rejects_rsv_bits_with_1002() {
+        for b0 in [0xc1, 0xa1, 0x91, 0xf9] {
+            let err = run(&mut server(), &client_frame(b0, b"x")).unwrap_err();
+            assert_eq!(err, ProtocolError::ReservedBits((b0 >> 4) & 7));
+            assert_eq!(err.close_code().0, 1002);
+        }
+    }
+
+    #[test]
+    fn rejects_continuation_without_a_message_with_1002() {
+        let err = run(&mut server(), &client_frame(0x80, b"x")).unwrap_err();
+        assert_eq!(err, ProtocolError::UnexpectedContinuation);
+    }
+
+    #[test]
+    fn rejects_a_new_message_inside_a_fragmented_one_with_1002() {
+        let mut bytes = client_frame(0x01, b"a");
+        bytes.extend(client_frame(0x81, b"b"));
+        let err = run(&mut server(), &bytes).unwrap_err();
+        assert_eq!(err, ProtocolError::ExpectedContinuation);
+    }
+
+    #[test]
+    fn rejects_fragmented_ping_with_1002() {
+        let err = run(&mut server(), &client_frame(0x09, b"x")).unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError::Frame(FrameError::FragmentedControlFrame)
+        );
+        assert_eq!(err.close_code().0, 1002);
+    }
+
+    #[test]
+    fn answers_pings_between_fragments() {
+        let mut bytes = client_frame(0x01, b"frag1");
+        bytes.extend(client_frame(0x89, b"p"));
+        bytes.extend(client_frame(0x80, b"frag2"));
+        let events = run(&mut server(), &bytes).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::Ping(ControlPayload::new(b"p").unwrap()),
+                text("frag1frag2")
+            ]
+        );
+    }
+
+    #[test]
+    fn fails_fast_on_invalid_utf8_inside_an_unfinished_frame() {
+        // Autobahn 6.4.3: the invalid byte arrives; the rest of the frame never does.
+        let payload = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80\x65\x64";
+        let bytes = client_frame(0x81, payload);
+        let mut proto = server();
+        let upto = 6 + 13; // header + bytes through 0xf4 0x90
+        assert_eq!(run(&mut proto, &bytes[..upto - 1]), Ok(vec![]));
+        assert_eq!(
+            run(&mut proto, &bytes[upto - 1..upto]),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn fails_fast_on_invalid_utf8_in_a_fragment_before_the_message_ends() {
+        let mut bytes = client_frame(0x01, b"ok");
+        bytes.extend(client_frame(0x00, b"\xff"));
+        let err = run(&mut server(), &bytes).unwrap_err();
+        assert_eq!(
+            (err.clone(), err.close_code().0),
+            (ProtocolError::InvalidUtf8, 1007)
+        );
+    }
+
+    #[test]
+    fn rejects_a_text_message_ending_inside_a_character_with_1007() {
+        let bytes = client_frame(0x81, b"a\xe2\x82");
+        assert_eq!(run(&mut server(), &bytes), Err(ProtocolError::InvalidUtf8));
+        let mut split = client_frame(0x01, b"a\xe2");
+        split.extend(client_frame(0x80, b"\x82"));
+        assert_eq!(run(&mut server(), &split), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn accepts_a_character_split_across_fragments() {
+        let mut bytes = client_frame(0x01, b"\xe2\x82");
+        bytes.extend(client_frame(0x80, b"\xac"));
+        assert_eq!(run(&mut server(), &bytes), Ok(vec![text("€")]));
+    }
+
+    #[test]
+    fn close_frames_are_validated() {
+        let close = |payload: &[u8]| run(&mut server(), &client_frame(0x88, payload));
+        assert_eq!(close(&[]), Ok(vec![Event::Close(None)]));
+        assert_eq!(close(&[0x03]), Err(ProtocolError::InvalidClosePayload));
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
+            let err = close(&code.to_be_bytes()).unwrap_err();
+            assert_eq!(err, ProtocolError::InvalidCloseCode(code));
+            assert_eq!(err.close_code().0, 1002);
+        }
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1010, 1011, 1014, 3000, 3999, 4000, 4999,
+        ] {
+            let mut payload = code.to_be_bytes().to_vec();
+            payload.extend_from_slice("bye ✓".as_bytes());
+            let expected = CloseFrame {
+                code: CloseCode(code),
+                reason: "bye ✓".into(),
+            };
+            assert_eq!(close(&payload), Ok(vec![Event::Close(Some(expected))]));
+        }
+        let err = close(&[0x03, 0xe8, 0xff]).unwrap_err();
+        assert_eq!(
+            (err.clone(), err.close_code().0),
+            (ProtocolError::InvalidCloseReason, 1007)
+        );
+    }
+
+    #[test]
+    fn nothing_is_delivered_after_a_close() {
+        let mut bytes = client_frame(0x88, &1000u16.to_be_bytes());
+        bytes.extend(client_frame(0x81, b"late"));
+        let mut proto = server();
+        let events = run(&mut proto, &bytes).unwrap();
+        assert_eq!(events.len(), 1);
+        assert!(proto.is_closed());
+        assert!(proto.read_buf().is_empty());
+        assert_eq!(proto.next_event(), Ok(None));
+    }
+
+    #[test]
+    fn rejects_frames_over_the_limit_before_allocating() {
+        let limits = Limits {
+            max_frame_size: 1000,
+            ..Limits::default()
+        };
+        let mut proto = Protocol::new(Role::Server, limits);
+        // A header announcing 2^62 bytes: rejected from the header alone.
+        let header = [0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        let err = run(&mut proto, &header).unwrap_err();
+        assert_eq!(err.close_code().0, 1009);
+        assert!(proto.memory_held() <= limits.read_buffer_size);
+    }
+
+    #[test]
+    fn rejects_messages_over_the_limit_with_1009() {
+        let limits = Limits {
+            max_message_size: 10,
+            ..Limits::default()
+        };
+        let mut ok = client_frame(0x02, &[1; 5]);
+        ok.extend(client_frame(0x80, &[2; 5]));
+        assert!(run(&mut Protocol::new(Role::Server, limits), &ok).is_ok());
+        let mut over = client_frame(0x02, &[1; 5]);
+        over.extend(client_frame(0x80, &[2; 6]));
+        let err = run(&mut Protocol::new(Role::Server, limits), &over).unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError::MessageTooBig {
+                size: 11,
+                limit: 10
+            }
+        );
+    }
+
+    #[test]
+    fn counts_empty_fragments_against_the_fragment_limit() {
+        let limits = Limits {
+            max_fragments: 3,
+            ..Limits::default()
+        };
+        let mut bytes = client_frame(0x01, b"");
+        bytes.extend(client_frame(0x00, b""));
+        bytes.extend(client_frame(0x00, b""));
+        bytes.extend(client_frame(0x00, b""));
+        let err = run(&mut Protocol::new(Role::Server, limits), &bytes).unwrap_err();
+        assert_eq!(err, ProtocolError::TooManyFragments { limit: 3 });
+        assert_eq!(err.close_code().0, 1009);
+    }
+
+    #[test]
+    fn after_an_error_the_protocol_is_closed() {
+        let mut proto = server();
+        assert!(run(&mut proto, &[0x81, 0x00]).is_err());
+        assert!(proto.is_closed());
+        assert_eq!(proto.next_event(), Ok(None));
+    }
+
+    #[test]
+    fn error_messages_name_the_close_code() {
+        assert_eq!(
+            ProtocolError::InvalidUtf8.to_string(),
+            "text message is not valid UTF-8 (close code 1007)"
+        );
+    }
+}
