@@ -1,25 +1,24 @@
 //! Echo server: every text and binary message comes back unchanged.
 //!
 //! `cargo run --release --example echo -- 127.0.0.1:9001`
-use std::net::TcpListener;
-use stdws::WebSocket;
+//!
+//! It is also the server the conformance suite and the benchmarks run
+//! against, so it accepts up to 50,000 clients.
+use stdws::{Config, Server};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".into());
-    let listener = TcpListener::bind(&addr)?;
-    eprintln!("echo: listening on {}", listener.local_addr()?);
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        std::thread::spawn(move || -> Result<(), stdws::Error> {
-            stream.set_nodelay(true)?;
-            let mut ws = WebSocket::accept(stream)?;
-            while let Some(msg) = ws.recv()? {
-                ws.send(msg)?;
-            }
-            Ok(())
-        });
-    }
-    Ok(())
+    let server = Server::bind(&addr)?.config(Config {
+        max_connections: 50_000,
+        ..Config::default()
+    });
+    eprintln!("echo: listening on {}", server.local_addr());
+    server.run(|mut ws| {
+        while let Some(msg) = ws.recv()? {
+            ws.send(msg)?;
+        }
+        Ok(())
+    })
 }

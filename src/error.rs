@@ -1,7 +1,9 @@
 //! The crate's error type: what went wrong and what the peer was told.
 
+use crate::client::ConnectError;
 use crate::handshake::HandshakeError;
 use crate::protocol::ProtocolError;
+use crate::timers::Expired;
 use crate::CloseCode;
 use std::{fmt, io};
 
@@ -12,6 +14,8 @@ pub enum Error {
     Io(io::Error),
     /// The opening handshake was refused; the HTTP status was sent.
     Handshake(HandshakeError),
+    /// A client could not connect: bad URL, refused, or a bad `101`.
+    Connect(ConnectError),
     /// The peer broke the protocol; a close frame with the code was sent.
     Protocol(ProtocolError),
     /// The peer closed the TCP connection without a close frame (1006).
@@ -20,6 +24,8 @@ pub enum Error {
     Closed,
     /// An argument this API refuses, such as a ping payload over 125 bytes.
     InvalidInput(&'static str),
+    /// The peer stayed silent past a deadline; a close (1001) was sent.
+    TimedOut(Expired),
 }
 
 impl Error {
@@ -28,6 +34,7 @@ impl Error {
         match self {
             Error::Protocol(e) => Some(e.close_code()),
             Error::UnexpectedEof => Some(CloseCode(1006)),
+            Error::TimedOut(_) => Some(CloseCode::GOING_AWAY),
             _ => None,
         }
     }
@@ -46,6 +53,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Handshake(e) => write!(f, "handshake refused: {e}"),
+            Error::Connect(e) => write!(f, "connect failed: {e}"),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::UnexpectedEof => f.write_str(
                 "the peer closed the connection without a close frame (close code 1006)",
@@ -54,6 +62,7 @@ impl fmt::Display for Error {
                 f.write_str("the WebSocket is closing or closed: nothing more can be sent")
             }
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
+            Error::TimedOut(why) => write!(f, "timed out: {why} (close code 1001)"),
         }
     }
 }
@@ -63,6 +72,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Handshake(e) => Some(e),
+            Error::Connect(e) => Some(e),
             Error::Protocol(e) => Some(e),
             _ => None,
         }
@@ -81,6 +91,12 @@ impl From<HandshakeError> for Error {
     }
 }
 
+impl From<ConnectError> for Error {
+    fn from(e: ConnectError) -> Self {
+        Error::Connect(e)
+    }
+}
+
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::Protocol(e)
@@ -94,6 +110,7 @@ impl From<Error> for io::Error {
             Error::Io(e) => e,
             Error::UnexpectedEof => io::Error::new(io::ErrorKind::UnexpectedEof, e),
             Error::Closed => io::Error::new(io::ErrorKind::BrokenPipe, e),
+            Error::TimedOut(_) => io::Error::new(io::ErrorKind::TimedOut, e),
             other => io::Error::new(io::ErrorKind::InvalidData, other),
         }
     }

@@ -45,6 +45,22 @@ pub enum HandshakeError {
     BadKey,
     /// An upgrade request must not carry a body (400).
     UnexpectedBody,
+    /// Refused by the Host or Origin policy (403).
+    Forbidden(String),
+    /// The head did not arrive within the handshake timeout (408).
+    Timeout,
+    /// A request body without `Content-Length` (411).
+    LengthRequired,
+    /// A request body over the limit (413).
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The server is at its connection limit (503).
+    TooManyConnections {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl HandshakeError {
@@ -53,23 +69,24 @@ impl HandshakeError {
         match self {
             HandshakeError::HeadTooLarge { .. } | HandshakeError::TooManyHeaders { .. } => 431,
             HandshakeError::UnsupportedVersion(_) => 426,
+            HandshakeError::Forbidden(_) => 403,
+            HandshakeError::Timeout => 408,
+            HandshakeError::LengthRequired => 411,
+            HandshakeError::BodyTooLarge { .. } => 413,
+            HandshakeError::TooManyConnections { .. } => 503,
             _ => 400,
         }
     }
 
     /// The response to send before closing the connection.
-    pub fn response(&self) -> Vec<u8> {
-        let extra: &[(&str, &str)] = match self {
-            HandshakeError::UnsupportedVersion(_) => &[("Sec-WebSocket-Version", "13")],
-            _ => &[],
-        };
-        let body = format!("{self}\n");
-        http_response(
-            self.status(),
-            extra,
-            "text/plain; charset=utf-8",
-            body.as_bytes(),
-        )
+    pub fn response(&self) -> Response {
+        let response = Response::text(self.status(), format!("{self}\n"));
+        match self {
+            HandshakeError::UnsupportedVersion(_) => {
+                response.with_header("Sec-WebSocket-Version", "13")
+            }
+            _ => response,
+        }
     }
 }
 
@@ -107,6 +124,17 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::UnexpectedBody => {
                 f.write_str("an upgrade request must not have a body")?
+            }
+            HandshakeError::Forbidden(why) => f.write_str(why)?,
+            HandshakeError::Timeout => f.write_str("request head not received in time")?,
+            HandshakeError::LengthRequired => {
+                f.write_str("request body needs a Content-Length (chunked is not supported)")?
+            }
+            HandshakeError::BodyTooLarge { limit } => {
+                write!(f, "request body exceeds {limit} bytes")?
+            }
+            HandshakeError::TooManyConnections { limit } => {
+                write!(f, "server is at its limit of {limit} connections")?
             }
         }
         write!(f, " (HTTP {status})")
@@ -168,62 +196,24 @@ impl HeadScanner {
     }
 }
 
-/// A parsed HTTP/1.x request head.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
-    method: String,
-    target: String,
-    version: (u8, u8),
-    headers: Vec<(String, String)>,
+/// Header fields of a request or response head, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers {
+    fields: Vec<(String, String)>,
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
-}
-
-impl Request {
-    /// Parses a complete head (as delimited by [`HeadScanner`]), allowing at
-    /// most `max_headers` header lines.
-    pub fn parse(head: &[u8], max_headers: usize) -> Result<Request, HandshakeError> {
+impl Headers {
+    /// Parses header lines (each without its CRLF), allowing at most `max` of them.
+    fn parse<'a>(
+        lines: impl Iterator<Item = Result<&'a [u8], HandshakeError>>,
+        max: usize,
+    ) -> Result<Headers, HandshakeError> {
         use HandshakeError::Malformed;
-        // Without the final empty line, every line ends in CRLF.
-        let head = head
-            .strip_suffix(b"\r\n")
-            .ok_or(Malformed("head does not end with an empty line"))?;
-        let mut lines = head.split_inclusive(|&b| b == b'\n').map(|line| {
-            line.strip_suffix(b"\r\n")
-                .ok_or(Malformed("line not ended by CRLF"))
-        });
-        let request_line = lines.next().unwrap_or(Err(Malformed("empty request")))?;
-        let mut parts = request_line.split(|&b| b == b' ');
-        let (Some(method), Some(target), Some(version), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Malformed("request line is not METHOD TARGET VERSION"));
-        };
-        if !is_token(method) {
-            return Err(Malformed("invalid method"));
-        }
-        if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
-            return Err(Malformed("invalid request target"));
-        }
-        let version = match version {
-            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-                if major.is_ascii_digit() && minor.is_ascii_digit() =>
-            {
-                (major - b'0', minor - b'0')
-            }
-            _ => return Err(Malformed("invalid HTTP version")),
-        };
-        let mut headers = Vec::new();
+        let mut fields = Vec::new();
         for line in lines {
             let line = line?;
-            if headers.len() == max_headers {
-                return Err(HandshakeError::TooManyHeaders { limit: max_headers });
+            if fields.len() == max {
+                return Err(HandshakeError::TooManyHeaders { limit: max });
             }
             let colon = line
                 .iter()
@@ -239,15 +229,121 @@ impl Request {
             }
             let value =
                 std::str::from_utf8(value).map_err(|_| Malformed("header value is not UTF-8"))?;
-            // Both checked above: tokens are ASCII.
+            // Tokens are ASCII, so this is lossless.
             let name = String::from_utf8_lossy(name).into_owned();
-            headers.push((name, value.to_owned()));
+            fields.push((name, value.to_owned()));
         }
+        Ok(Headers { fields })
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, by case-insensitive name, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The comma-separated elements of every value of a header, trimmed.
+    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all(name)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Whether a comma-separated header contains `token`, ignoring case.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
+    }
+
+    /// Every header as (name, value), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+/// Splits a complete head into lines without their CRLF; the first is the
+/// start line. Every line must end in CRLF.
+fn head_lines(
+    head: &[u8],
+) -> Result<impl Iterator<Item = Result<&[u8], HandshakeError>>, HandshakeError> {
+    use HandshakeError::Malformed;
+    // Without the final empty line, every line ends in CRLF.
+    let head = head
+        .strip_suffix(b"\r\n")
+        .ok_or(Malformed("head does not end with an empty line"))?;
+    Ok(head.split_inclusive(|&b| b == b'\n').map(|line| {
+        line.strip_suffix(b"\r\n")
+            .ok_or(Malformed("line not ended by CRLF"))
+    }))
+}
+
+/// Parses `HTTP/x.y` into (x, y).
+fn parse_version(v: &[u8]) -> Result<(u8, u8), HandshakeError> {
+    match v {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Ok((major - b'0', minor - b'0'))
+        }
+        _ => Err(HandshakeError::Malformed("invalid HTTP version")),
+    }
+}
+
+/// A parsed HTTP/1.x request head, and its body once read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    method: String,
+    target: String,
+    version: (u8, u8),
+    headers: Headers,
+    body: Vec<u8>,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+impl Request {
+    /// Parses a complete head (as delimited by [`HeadScanner`]), allowing at
+    /// most `max_headers` header lines.
+    pub fn parse(head: &[u8], max_headers: usize) -> Result<Request, HandshakeError> {
+        use HandshakeError::Malformed;
+        let mut lines = head_lines(head)?;
+        let request_line = lines.next().unwrap_or(Err(Malformed("empty request")))?;
+        let mut parts = request_line.split(|&b| b == b' ');
+        let (Some(method), Some(target), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Malformed("request line is not METHOD TARGET VERSION"));
+        };
+        if !is_token(method) {
+            return Err(Malformed("invalid method"));
+        }
+        if target.is_empty() || !target.iter().all(|b| (0x21..0x7f).contains(b)) {
+            return Err(Malformed("invalid request target"));
+        }
+        let version = parse_version(version)?;
+        let headers = Headers::parse(lines, max_headers)?;
         Ok(Request {
             method: String::from_utf8_lossy(method).into_owned(),
             target: String::from_utf8_lossy(target).into_owned(),
             version,
             headers,
+            body: Vec::new(),
         })
     }
 
@@ -276,37 +372,82 @@ impl Request {
         self.version
     }
 
+    /// The header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of a header, by case-insensitive name, in order.
-    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every header as (name, value), in order.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
-    }
-
-    /// Whether a comma-separated header contains `token`, ignoring case.
-    pub fn has_token(&self, name: &str, token: &str) -> bool {
-        self.header_values(name)
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
+        self.headers.get(name)
     }
 
     /// Whether the request asks for a WebSocket (`Upgrade: websocket`), valid or not.
     pub fn is_websocket_upgrade(&self) -> bool {
-        self.has_token("upgrade", "websocket")
+        self.headers.has_token("upgrade", "websocket")
+    }
+
+    /// The subprotocols the client offers in `Sec-WebSocket-Protocol`, in its order of preference.
+    pub fn protocols(&self) -> impl Iterator<Item = &str> {
+        self.headers.tokens("sec-websocket-protocol")
+    }
+
+    /// The declared body length: `Ok(0)` without `Content-Length`; an error
+    /// for chunked or malformed bodies.
+    pub fn content_length(&self) -> Result<usize, HandshakeError> {
+        if self.headers.get("transfer-encoding").is_some() {
+            return Err(HandshakeError::LengthRequired);
+        }
+        let mut lengths = self.headers.get_all("content-length");
+        match (lengths.next(), lengths.next()) {
+            (None, _) => Ok(0),
+            (Some(v), None) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => v
+                .parse()
+                .map_err(|_| HandshakeError::Malformed("Content-Length too large")),
+            _ => Err(HandshakeError::Malformed("invalid Content-Length")),
+        }
+    }
+
+    /// The body of a plain HTTP request (empty for upgrades).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    pub(crate) fn set_body(&mut self, body: Vec<u8>) {
+        self.body = body;
+    }
+}
+
+/// A parsed HTTP/1.x response head, as a client receives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The status code.
+    pub status: u16,
+    /// The header fields.
+    pub headers: Headers,
+}
+
+impl ResponseHead {
+    /// Parses a complete response head.
+    pub fn parse(head: &[u8], max_headers: usize) -> Result<ResponseHead, HandshakeError> {
+        use HandshakeError::Malformed;
+        let mut lines = head_lines(head)?;
+        let status_line = lines.next().unwrap_or(Err(Malformed("empty response")))?;
+        let mut parts = status_line.splitn(3, |&b| b == b' ');
+        let (Some(version), Some(status)) = (parts.next(), parts.next()) else {
+            return Err(Malformed("status line is not VERSION STATUS REASON"));
+        };
+        parse_version(version)?;
+        let status = match status {
+            [a, b, c] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => return Err(Malformed("invalid status code")),
+        };
+        Ok(ResponseHead {
+            status,
+            headers: Headers::parse(lines, max_headers)?,
+        })
     }
 }
 
@@ -339,7 +480,7 @@ pub fn check_upgrade(req: &Request) -> Result<String, HandshakeError> {
     if !req.is_websocket_upgrade() {
         return Err(HandshakeError::NotWebSocketUpgrade);
     }
-    if !req.has_token("connection", "upgrade") {
+    if !req.headers().has_token("connection", "upgrade") {
         return Err(HandshakeError::MissingConnectionUpgrade);
     }
     match req.header("sec-websocket-version") {
@@ -347,7 +488,7 @@ pub fn check_upgrade(req: &Request) -> Result<String, HandshakeError> {
         Some("13") => {}
         Some(other) => return Err(HandshakeError::UnsupportedVersion(other.to_owned())),
     }
-    let mut keys = req.header_values("sec-websocket-key");
+    let mut keys = req.headers().get_all("sec-websocket-key");
     let (Some(key), None) = (keys.next(), keys.next()) else {
         return Err(HandshakeError::BadKey);
     };
@@ -393,30 +534,90 @@ pub fn reason_phrase(status: u16) -> &'static str {
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Unknown",
     }
 }
 
-/// A complete HTTP/1.1 response that closes the connection after it.
-pub fn http_response(
+/// A plain HTTP response; the connection closes after it.
+///
+/// ```
+/// use stdws::Response;
+/// let bytes = Response::json(200, "[0,1]").to_bytes();
+/// assert!(bytes.starts_with(b"HTTP/1.1 200 OK\r\n"));
+/// assert!(bytes.ends_with(b"\r\n\r\n[0,1]"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
     status: u16,
-    headers: &[(&str, &str)],
-    content_type: &str,
-    body: &[u8],
-) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reason_phrase(status),
-        body.len()
-    );
-    for (name, value) in headers {
-        out.push_str(&format!("{name}: {value}\r\n"));
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with a status, a content type and a body.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
     }
-    out.push_str("\r\n");
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
+
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/plain; charset=utf-8", body.into())
+    }
+
+    /// A `text/html` response.
+    pub fn html(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/html; charset=utf-8", body.into())
+    }
+
+    /// An `application/json` response.
+    pub fn json(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "application/json", body.into())
+    }
+
+    /// A `text/plain` response whose body is the status's reason phrase.
+    pub fn status(status: u16) -> Self {
+        Self::text(status, format!("{}\n", reason_phrase(status)))
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The status code.
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The response as bytes: status line, headers with `Content-Length` and
+    /// `Connection: close`, then the body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.status,
+            reason_phrase(self.status),
+            self.body.len()
+        );
+        for (name, value) in &self.headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -537,7 +738,7 @@ mod tests {
     #[test]
     fn the_426_response_names_version_13() {
         let err = upgrade(&SAMPLE.replace("Version: 13", "Version: 12")).unwrap_err();
-        let text = String::from_utf8(err.response()).unwrap();
+        let text = String::from_utf8(err.response().to_bytes()).unwrap();
         assert!(
             text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
             "{text}"

@@ -39,21 +39,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 mod error;
 pub mod frame;
 pub mod handshake;
+pub mod hub;
 mod limits;
 pub mod mask;
 mod message;
 pub mod protocol;
 pub mod random;
+pub mod server;
 pub mod socket;
+pub mod stream;
+pub mod timers;
 pub mod utf8;
 
 pub use error::Error;
+pub use handshake::{Request, Response};
 pub use limits::Limits;
 pub use message::{CloseCode, CloseFrame, Message};
-pub use socket::WebSocket;
+pub use server::{Accept, Config, Running, Server, ShutdownHandle};
+pub use socket::{DuplexStream, Sender, WebSocket};
+pub use stream::{Addr, Stream};
+pub use timers::Keepalive;
 
 /// The result of parsing input that may be incomplete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

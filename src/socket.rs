@@ -10,8 +10,15 @@ use crate::handshake::{self, HeadScanner, Request};
 use crate::mask::apply_mask;
 use crate::protocol::{Event, Protocol, Role};
 use crate::random::OsRandom;
+use crate::timers::{Keepalive, TimerAction, Timers};
 use crate::{CloseCode, CloseFrame, Error, Limits, Message, Status};
+use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The longest close reason: a control payload of 125 bytes less the 2-byte code.
 pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
@@ -37,12 +44,255 @@ pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
 pub struct WebSocket<S> {
     stream: S,
     proto: Protocol,
-    /// Whether a close frame has gone out; after it, no data may.
-    close_sent: bool,
+    out: Outbound,
     /// The peer's close frame, once it arrived (`Some(None)`: it had no code).
     peer_close: Option<Option<CloseFrame>>,
-    /// Masking keys, for the client role.
-    rng: Option<OsRandom>,
+    timers: Timers,
+    request: Option<Request>,
+    protocol: Option<String>,
+}
+
+/// A stream that one thread can read while others write to it and shut it
+/// down; what [`WebSocket::sender`] needs.
+pub trait DuplexStream: Read + Write + Send + Sync + 'static {
+    /// Another handle to the same connection.
+    fn try_clone(&self) -> io::Result<Self>
+    where
+        Self: Sized;
+    /// Shuts both directions down, so that a blocked reader wakes up.
+    fn shutdown(&self) -> io::Result<()>;
+}
+
+impl DuplexStream for TcpStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        TcpStream::try_clone(self)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        TcpStream::shutdown(self, Shutdown::Both)
+    }
+}
+
+impl DuplexStream for UnixStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        UnixStream::try_clone(self)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        UnixStream::shutdown(self, Shutdown::Both)
+    }
+}
+
+/// The object-safe part of [`DuplexStream`]: what a [`Sender`] writes to,
+/// and shuts down without taking the write lock.
+trait Sink: Write + Send + Sync {
+    fn shut(&self) -> io::Result<()>;
+}
+
+impl<T: DuplexStream> Sink for T {
+    fn shut(&self) -> io::Result<()> {
+        self.shutdown()
+    }
+}
+
+/// Where frames go.
+#[derive(Debug)]
+enum Outbound {
+    /// To the WebSocket's own stream; no other thread sends.
+    Own {
+        close_sent: bool,
+        rng: Option<Box<OsRandom>>,
+    },
+    /// Through a lock shared with [`Sender`]s.
+    Shared(Arc<Shared>),
+}
+
+/// The sending side shared between a WebSocket and its [`Sender`]s.
+struct Shared {
+    /// Held for the whole of each frame, so frames never interleave.
+    out: Mutex<SharedOut>,
+    /// Set (under `out`) when a close frame has gone out; after it, nothing does.
+    close_sent: AtomicBool,
+    /// A second handle, to shut the stream down while a writer is blocked on it.
+    shutter: Box<dyn Sink>,
+}
+
+struct SharedOut {
+    sink: Box<dyn Sink>,
+    rng: Option<Box<OsRandom>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("close_sent", &self.close_sent.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn send(&self, opcode: OpCode, payload: Payload<'_>) -> Result<(), Error> {
+        // A writer that panicked mid-frame poisoned nothing we rely on: the
+        // close flag below still guards the stream.
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if self.close_sent.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if opcode == OpCode::Close {
+            self.close_sent.store(true, Ordering::Release);
+        }
+        let SharedOut { sink, rng } = &mut *out;
+        write_frame(sink, rng, opcode, payload)
+    }
+}
+
+/// A cloneable handle that sends on a connection from any thread.
+///
+/// Frames from a `Sender` and from the [`WebSocket`] never interleave; after
+/// a close frame from either, sending fails with [`Error::Closed`]. A send
+/// blocks while the peer does not read, for at most the stream's write
+/// timeout (the server sets one).
+#[derive(Clone, Debug)]
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl Sender {
+    /// Sends a message.
+    pub fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        let opcode = opcode_of(&msg);
+        self.shared.send(opcode, Payload::Owned(msg.into_bytes()))
+    }
+
+    /// Sends a text message from a borrowed string.
+    pub fn send_text(&self, text: &str) -> Result<(), Error> {
+        self.shared
+            .send(OpCode::Text, Payload::Borrowed(text.as_bytes()))
+    }
+
+    /// Sends a binary message from a borrowed slice.
+    pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
+        self.shared.send(OpCode::Binary, Payload::Borrowed(data))
+    }
+
+    /// Sends a message shared by reference, as a broadcast does.
+    pub fn send_ref(&self, msg: &Message) -> Result<(), Error> {
+        self.shared
+            .send(opcode_of(msg), Payload::Borrowed(msg.as_bytes()))
+    }
+
+    /// Sends a ping with up to 125 bytes of payload.
+    pub fn ping(&self, payload: &[u8]) -> Result<(), Error> {
+        check_control(payload)?;
+        self.shared.send(OpCode::Ping, Payload::Borrowed(payload))
+    }
+
+    /// Sends a close frame. The connection's reader sees the peer's reply and
+    /// ends; closing twice is a no-op.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        let payload = close_payload(code, reason)?;
+        match self.shared.send(OpCode::Close, Payload::Borrowed(&payload)) {
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Whether a close frame has gone out on this connection.
+    pub fn is_closed(&self) -> bool {
+        self.shared.close_sent.load(Ordering::Acquire)
+    }
+
+    /// Shuts the connection down at once, without a close frame: the reader
+    /// wakes up and the peer sees the TCP connection end.
+    pub fn shutdown(&self) {
+        self.shared.close_sent.store(true, Ordering::Release);
+        // Not under the lock: its holder may be blocked writing to a stalled
+        // peer, and the shutdown is what unblocks it.
+        let _ = self.shared.shutter.shut();
+    }
+}
+
+/// A payload to send: borrowed, or owned so that a client can mask it in place.
+enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+fn opcode_of(msg: &Message) -> OpCode {
+    match msg {
+        Message::Text(_) => OpCode::Text,
+        Message::Binary(_) => OpCode::Binary,
+    }
+}
+
+fn check_control(payload: &[u8]) -> Result<(), Error> {
+    if payload.len() > MAX_CONTROL_PAYLOAD {
+        return Err(Error::InvalidInput("control frame payload over 125 bytes"));
+    }
+    Ok(())
+}
+
+/// A close frame's payload: the code, then the reason.
+fn close_payload(code: CloseCode, reason: &str) -> Result<Vec<u8>, Error> {
+    if !code.is_sendable() {
+        return Err(Error::InvalidInput("close code not allowed on the wire"));
+    }
+    if reason.len() > MAX_CLOSE_REASON {
+        return Err(Error::InvalidInput("close reason over 123 bytes"));
+    }
+    let mut payload = code.0.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    Ok(payload)
+}
+
+/// Writes one complete frame: a server's straight from `payload`, a client's
+/// masked with a fresh key (in place when the payload is owned).
+fn write_frame<W: Write + ?Sized>(
+    stream: &mut W,
+    rng: &mut Option<Box<OsRandom>>,
+    opcode: OpCode,
+    payload: Payload<'_>,
+) -> Result<(), Error> {
+    let (mask, masked);
+    let bytes = match (rng, payload) {
+        (None, Payload::Borrowed(b)) => {
+            mask = None;
+            b
+        }
+        (None, Payload::Owned(b)) => {
+            mask = None;
+            masked = b;
+            &masked[..]
+        }
+        (Some(rng), payload) => {
+            let key = rng.mask_key()?;
+            let mut owned = match payload {
+                Payload::Borrowed(b) => b.to_vec(),
+                Payload::Owned(b) => b,
+            };
+            apply_mask(&mut owned, key, 0);
+            mask = Some(key);
+            masked = owned;
+            &masked[..]
+        }
+    };
+    let header = FrameHeader {
+        fin: true,
+        rsv: 0,
+        opcode,
+        mask,
+        payload_len: bytes.len() as u64,
+    };
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    write_all_vectored(stream, &head[..n], bytes)?;
+    Ok(())
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Reads, retrying when a signal interrupts.
@@ -56,7 +306,7 @@ fn read_some<S: Read>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Writes `head` then `body`, in one vectored write when the stream takes it.
-fn write_all_vectored<S: Write>(
+pub(crate) fn write_all_vectored<S: Write + ?Sized>(
     stream: &mut S,
     mut head: &[u8],
     mut body: &[u8],
@@ -77,32 +327,41 @@ fn write_all_vectored<S: Write>(
     stream.flush()
 }
 
-/// Reads an HTTP request head from `stream`.
-///
-/// Returns the request and the bytes that arrived after its head (the first
-/// frames, for an upgrade). Errors carry the HTTP status to answer with; the
-/// response is not sent here.
-pub fn read_request<S: Read>(stream: &mut S, limits: &Limits) -> Result<(Request, Vec<u8>), Error> {
+/// Reads an HTTP head (request or response) from `stream`, looking at each
+/// byte once; returns everything read and the head's length. Bytes after
+/// the head (the first frames) are kept, not lost.
+pub(crate) fn read_head<S: Read>(
+    stream: &mut S,
+    limits: &Limits,
+) -> Result<(Vec<u8>, usize), Error> {
     let mut scanner = HeadScanner::new(limits.max_head_size);
     let mut buf = Vec::new();
     loop {
         let filled = buf.len();
-        // Grow geometrically, but never read far past the limit.
-        let want = filled
-            .max(1024)
-            .min(limits.max_head_size + 1024 - filled.min(limits.max_head_size));
-        buf.resize(filled + want, 0);
+        // Grow geometrically, reading at most 1 KiB past the limit.
+        let room = (limits.max_head_size + 1024).saturating_sub(filled).max(1);
+        buf.resize(filled + filled.max(1024).min(room), 0);
         let n = read_some(stream, &mut buf[filled..])?;
         buf.truncate(filled + n);
         if n == 0 {
             return Err(Error::UnexpectedEof);
         }
         if let Status::Complete(len) = scanner.scan(&buf)? {
-            let request = Request::parse(&buf[..len], limits.max_headers)?;
-            buf.drain(..len);
-            return Ok((request, buf));
+            return Ok((buf, len));
         }
     }
+}
+
+/// Reads an HTTP request head from `stream`.
+///
+/// Returns the request and the bytes that arrived after its head (the first
+/// frames, for an upgrade). Errors carry the HTTP status to answer with; the
+/// response is not sent here.
+pub fn read_request<S: Read>(stream: &mut S, limits: &Limits) -> Result<(Request, Vec<u8>), Error> {
+    let (mut buf, len) = read_head(stream, limits)?;
+    let request = Request::parse(&buf[..len], limits.max_headers)?;
+    buf.drain(..len);
+    Ok((request, buf))
 }
 
 impl<S: Read + Write> WebSocket<S> {
@@ -117,15 +376,17 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`WebSocket::accept`] with the given limits.
     pub fn accept_with_limits(mut stream: S, limits: Limits) -> Result<Self, Error> {
         let result = read_request(&mut stream, &limits)
-            .and_then(|(req, rest)| Ok((handshake::check_upgrade(&req)?, rest)));
+            .and_then(|(req, rest)| Ok((handshake::check_upgrade(&req)?, req, rest)));
         match result {
-            Ok((accept, rest)) => {
+            Ok((accept, req, rest)) => {
                 write_all_vectored(&mut stream, &handshake::response_101(&accept, None), &[])?;
-                Ok(Self::from_raw(stream, Role::Server, limits, &rest))
+                let mut ws = Self::from_raw(stream, Role::Server, limits, &rest);
+                ws.request = Some(req);
+                Ok(ws)
             }
             Err(Error::Handshake(e)) => {
                 // Best effort: the client may already be gone.
-                let _ = write_all_vectored(&mut stream, &e.response(), &[]);
+                let _ = write_all_vectored(&mut stream, &e.response().to_bytes(), &[]);
                 Err(Error::Handshake(e))
             }
             Err(e) => Err(e),
@@ -138,7 +399,6 @@ impl<S: Read + Write> WebSocket<S> {
         let mut proto = Protocol::new(role, limits);
         let mut rest = received;
         while !rest.is_empty() {
-            // The buffer grows to hold what was already read; nothing is lost.
             let n = proto.feed(rest);
             if n == 0 {
                 break;
@@ -148,9 +408,14 @@ impl<S: Read + Write> WebSocket<S> {
         WebSocket {
             stream,
             proto,
-            close_sent: false,
+            out: Outbound::Own {
+                close_sent: false,
+                rng: (role == Role::Client).then(|| Box::new(OsRandom::new())),
+            },
             peer_close: None,
-            rng: (role == Role::Client).then(OsRandom::new),
+            timers: Timers::new(None, None, Instant::now()),
+            request: None,
+            protocol: None,
         }
     }
 
@@ -164,42 +429,57 @@ impl<S: Read + Write> WebSocket<S> {
             match self.proto.next_event() {
                 Ok(Some(Event::Message(msg))) => {
                     // Data after our close frame is read but not delivered (RFC 6455 1.4).
-                    if !self.close_sent {
+                    if !self.close_sent() {
                         return Ok(Some(msg));
                     }
                 }
                 Ok(Some(Event::Ping(payload))) => {
-                    if !self.close_sent {
-                        self.write_frame(OpCode::Pong, &payload)?;
+                    match self.send_frame(OpCode::Pong, Payload::Borrowed(&payload)) {
+                        Err(Error::Closed) => {} // closing: no pong needed
+                        other => other?,
                     }
                 }
                 Ok(Some(Event::Pong(_))) => {}
                 Ok(Some(Event::Close(frame))) => {
-                    if !self.close_sent {
-                        // Echo the status code, as RFC 6455 5.5.1 suggests.
-                        let reply = frame.as_ref().map(|f| CloseFrame::new(f.code));
-                        self.send_close(reply.as_ref())?;
+                    // Echo the status code, as RFC 6455 5.5.1 suggests.
+                    let reply = frame
+                        .as_ref()
+                        .map_or(Vec::new(), |f| f.code.0.to_be_bytes().to_vec());
+                    match self.send_frame(OpCode::Close, Payload::Owned(reply)) {
+                        Err(Error::Closed) => {} // our close went first
+                        other => other?,
                     }
                     self.peer_close = Some(frame);
                     return Ok(None);
                 }
                 Ok(None) if self.proto.is_closed() => return Ok(None),
                 Ok(None) => {
-                    let n = read_some(&mut self.stream, self.proto.read_buf())?;
+                    let n = match read_some(&mut self.stream, self.proto.read_buf()) {
+                        Ok(n) => n,
+                        Err(e) if is_timeout(&e) && self.timers.is_active() => {
+                            self.on_tick()?;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     if n == 0 {
                         // After our close, the peer may just hang up.
-                        return if self.close_sent {
+                        return if self.close_sent() {
                             Ok(None)
                         } else {
                             Err(Error::UnexpectedEof)
                         };
                     }
+                    if self.timers.is_active() {
+                        self.timers.heard(Instant::now());
+                    }
                     self.proto.commit(n);
                 }
                 Err(e) => {
-                    if !self.close_sent {
-                        // Best effort: the peer may not be listening any more.
-                        let _ = self.send_close(Some(&e.close_frame()));
+                    // Best effort: the peer may not be listening any more.
+                    let frame = e.close_frame();
+                    if let Ok(payload) = close_payload(frame.code, &frame.reason) {
+                        let _ = self.send_frame(OpCode::Close, Payload::Owned(payload));
                     }
                     return Err(Error::Protocol(e));
                 }
@@ -207,59 +487,71 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
+    /// A read timed out: send a keepalive ping or give up, as the timers say.
+    fn on_tick(&mut self) -> Result<(), Error> {
+        match self.timers.poll(Instant::now()) {
+            TimerAction::Wait => Ok(()),
+            // While closing, the "ping" only starts the wait for the reply.
+            TimerAction::SendPing => match self.send_frame(OpCode::Ping, Payload::Borrowed(&[])) {
+                Err(Error::Closed) => Ok(()),
+                other => other,
+            },
+            TimerAction::Expire(why) => {
+                if let Ok(payload) = close_payload(CloseCode::GOING_AWAY, "timeout") {
+                    let _ = self.send_frame(OpCode::Close, Payload::Owned(payload));
+                }
+                Err(Error::TimedOut(why))
+            }
+        }
+    }
+
+    /// Sets the read-silence and keepalive deadlines (see [`Keepalive`]).
+    ///
+    /// They act when a read times out, so the stream needs a read timeout of
+    /// at most the returned tick; the server sets it. Deadlines are met
+    /// within one tick.
+    pub fn set_timeouts(
+        &mut self,
+        read_timeout: Option<Duration>,
+        keepalive: Option<Keepalive>,
+    ) -> Option<Duration> {
+        self.timers = Timers::new(read_timeout, keepalive, Instant::now());
+        self.timers.tick()
+    }
+
     /// Sends a message.
     ///
     /// A client masks the payload in place (no copy) before sending.
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
-        let opcode = match msg {
-            Message::Text(_) => OpCode::Text,
-            Message::Binary(_) => OpCode::Binary,
-        };
-        self.check_open()?;
-        match self.rng.is_some() {
-            true => self.write_masked(opcode, msg.into_bytes()),
-            false => self.write_frame(opcode, msg.as_bytes()),
-        }
+        let opcode = opcode_of(&msg);
+        self.send_frame(opcode, Payload::Owned(msg.into_bytes()))
     }
 
     /// Sends a text message from a borrowed string.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.check_open()?;
-        self.write_frame(OpCode::Text, text.as_bytes())
+        self.send_frame(OpCode::Text, Payload::Borrowed(text.as_bytes()))
     }
 
     /// Sends a binary message from a borrowed slice.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.check_open()?;
-        self.write_frame(OpCode::Binary, data)
+        self.send_frame(OpCode::Binary, Payload::Borrowed(data))
     }
 
     /// Sends a ping with up to 125 bytes of payload.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        if payload.len() > MAX_CONTROL_PAYLOAD {
-            return Err(Error::InvalidInput("ping payload over 125 bytes"));
-        }
-        self.check_open()?;
-        self.write_frame(OpCode::Ping, payload)
+        check_control(payload)?;
+        self.send_frame(OpCode::Ping, Payload::Borrowed(payload))
     }
 
     /// Starts the close handshake; keep calling [`WebSocket::recv`] until it
     /// returns `Ok(None)` to receive the peer's reply. Closing twice is a no-op.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        if !code.is_sendable() {
-            return Err(Error::InvalidInput("close code not allowed on the wire"));
+        let payload = close_payload(code, reason)?;
+        match self.send_frame(OpCode::Close, Payload::Owned(payload)) {
+            Err(Error::Closed) => Ok(()),
+            other => other,
         }
-        if reason.len() > MAX_CLOSE_REASON {
-            return Err(Error::InvalidInput("close reason over 123 bytes"));
-        }
-        if self.close_sent {
-            return Ok(());
-        }
-        self.send_close(Some(&CloseFrame {
-            code,
-            reason: reason.to_owned(),
-        }))
     }
 
     /// The peer's close frame, once one arrived; the inner `None` means it had no status code.
@@ -270,6 +562,22 @@ impl<S: Read + Write> WebSocket<S> {
     /// Whether the connection is closed for receiving: the peer's close arrived or it failed.
     pub fn is_closed(&self) -> bool {
         self.proto.is_closed()
+    }
+
+    /// The upgrade request this server-side connection was accepted with.
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_ref()
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Records the handshake this connection came from.
+    pub(crate) fn set_handshake(&mut self, request: Option<Request>, protocol: Option<String>) {
+        self.request = request;
+        self.protocol = protocol;
     }
 
     /// The underlying stream, for timeouts and addresses.
@@ -287,63 +595,60 @@ impl<S: Read + Write> WebSocket<S> {
         self.stream
     }
 
-    fn check_open(&self) -> Result<(), Error> {
-        if self.close_sent {
-            Err(Error::Closed)
-        } else {
-            Ok(())
+    fn close_sent(&self) -> bool {
+        match &self.out {
+            Outbound::Own { close_sent, .. } => *close_sent,
+            Outbound::Shared(shared) => shared.close_sent.load(Ordering::Acquire),
         }
     }
 
-    fn send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), Error> {
-        self.close_sent = true;
-        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
-        let len = match frame {
-            None => 0,
-            Some(f) => {
-                payload[..2].copy_from_slice(&f.code.0.to_be_bytes());
-                let reason = &f.reason.as_bytes()[..f.reason.len().min(MAX_CLOSE_REASON)];
-                payload[2..2 + reason.len()].copy_from_slice(reason);
-                2 + reason.len()
+    /// Sends one frame unless a close already went out ([`Error::Closed`]).
+    fn send_frame(&mut self, opcode: OpCode, payload: Payload<'_>) -> Result<(), Error> {
+        match &mut self.out {
+            Outbound::Shared(shared) => shared.send(opcode, payload),
+            Outbound::Own {
+                close_sent: true, ..
+            } => Err(Error::Closed),
+            Outbound::Own { close_sent, rng } => {
+                *close_sent = opcode == OpCode::Close;
+                write_frame(&mut self.stream, rng, opcode, payload)
             }
-        };
-        self.write_frame(OpCode::Close, &payload[..len])
-    }
-
-    /// Writes one complete frame; a client copies the payload to mask it.
-    fn write_frame(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
-        if self.rng.is_some() {
-            return self.write_masked(opcode, payload.to_vec());
         }
-        self.write_header_and(opcode, None, payload)
     }
+}
 
-    /// Masks an owned payload in place and writes it as one frame.
-    fn write_masked(&mut self, opcode: OpCode, mut payload: Vec<u8>) -> Result<(), Error> {
-        let key = match &mut self.rng {
-            Some(rng) => rng.mask_key()?,
-            None => return self.write_header_and(opcode, None, &payload),
+impl<S: DuplexStream> WebSocket<S> {
+    /// A handle that sends on this connection from other threads.
+    ///
+    /// The first call takes a second handle to the stream
+    /// ([`DuplexStream::try_clone`]); from then on every frame, this
+    /// WebSocket's own included, goes out under one lock.
+    pub fn sender(&mut self) -> Result<Sender, Error> {
+        if let Outbound::Shared(shared) = &self.out {
+            return Ok(Sender {
+                shared: shared.clone(),
+            });
+        }
+        let sink = self.stream.try_clone()?;
+        let shutter = self.stream.try_clone()?;
+        let Outbound::Own { close_sent, rng } = std::mem::replace(
+            &mut self.out,
+            Outbound::Own {
+                close_sent: true,
+                rng: None,
+            },
+        ) else {
+            unreachable!("checked above")
         };
-        apply_mask(&mut payload, key, 0);
-        self.write_header_and(opcode, Some(key), &payload)
-    }
-
-    fn write_header_and(
-        &mut self,
-        opcode: OpCode,
-        mask: Option<[u8; 4]>,
-        payload: &[u8],
-    ) -> Result<(), Error> {
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut head);
-        write_all_vectored(&mut self.stream, &head[..n], payload)?;
-        Ok(())
+        let shared = Arc::new(Shared {
+            out: Mutex::new(SharedOut {
+                sink: Box::new(sink),
+                rng,
+            }),
+            close_sent: AtomicBool::new(close_sent),
+            shutter: Box::new(shutter),
+        });
+        self.out = Outbound::Shared(shared.clone());
+        Ok(Sender { shared })
     }
 }

@@ -1,0 +1,297 @@
+//! A blocking client: `connect("ws://host:port/path")`.
+//!
+//! ```no_run
+//! let mut ws = stdws::client::connect("ws://127.0.0.1:9001/")?;
+//! ws.send("hello")?;
+//! assert_eq!(ws.recv()?.unwrap().as_text(), Some("hello"));
+//! ws.close(stdws::CloseCode::NORMAL, "")?;
+//! while ws.recv()?.is_some() {}
+//! # Ok::<(), stdws::Error>(())
+//! ```
+//!
+//! `wss://` is not built in: terminate TLS in a proxy, or wrap your own TLS
+//! stream with [`handshake`].
+
+use crate::handshake::{accept_key, ResponseHead};
+use crate::protocol::Role;
+use crate::random::OsRandom;
+use crate::socket::{read_head, write_all_vectored};
+use crate::{Error, Limits, WebSocket};
+use base64::Engine;
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// How a client connects.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Limits on what the server may send. Default: [`Limits::default`].
+    pub limits: Limits,
+    /// Subprotocols to offer, in order of preference. Default: none.
+    pub protocols: Vec<String>,
+    /// Extra request headers, such as `Origin` or `Authorization`. Default: none.
+    pub headers: Vec<(String, String)>,
+    /// Bound on connecting and on the handshake. Default 10 s.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            limits: Limits::default(),
+            protocols: Vec::new(),
+            headers: Vec::new(),
+            timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Why a client could not connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectError {
+    /// Not a `ws://host[:port][/path]` URL.
+    InvalidUrl(String),
+    /// `wss://` needs TLS, which this crate leaves to a proxy or the caller.
+    TlsUnsupported,
+    /// The server answered with this status instead of `101`.
+    Refused(u16),
+    /// The `101` response breaks RFC 6455 section 4.1.
+    BadResponse(&'static str),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::InvalidUrl(why) => write!(f, "invalid WebSocket URL: {why}"),
+            ConnectError::TlsUnsupported => f.write_str(
+                "wss:// needs TLS: use a TLS-terminating proxy, or wrap a TLS stream with client::handshake",
+            ),
+            ConnectError::Refused(status) => write!(f, "server refused the upgrade with HTTP {status}"),
+            ConnectError::BadResponse(why) => write!(f, "invalid handshake response: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The parts of a `ws://` URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Url<'a> {
+    host: &'a str,
+    port: u16,
+    /// Path and query, starting with `/`.
+    resource: String,
+}
+
+fn parse_url(url: &str) -> Result<Url<'_>, ConnectError> {
+    let invalid = |why: &str| ConnectError::InvalidUrl(format!("{why}: {url:?}"));
+    if url
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
+    {
+        return Err(ConnectError::TlsUnsupported);
+    }
+    let rest = match url.get(..5) {
+        Some(s) if s.eq_ignore_ascii_case("ws://") => &url[5..],
+        _ => return Err(invalid("expected ws://")),
+    };
+    if rest.contains('#') {
+        return Err(invalid("fragments are not allowed"));
+    }
+    let split = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, resource) = rest.split_at(split);
+    let resource = match resource {
+        "" => "/".to_owned(),
+        r if r.starts_with('?') => format!("/{r}"),
+        r => r.to_owned(),
+    };
+    if authority.contains('@') {
+        return Err(invalid("user info is not supported"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or_else(|| invalid("unclosed ["))?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(invalid("no host"));
+    }
+    let port = match port {
+        None => 80,
+        Some(p) => p.parse().map_err(|_| invalid("bad port"))?,
+    };
+    Ok(Url {
+        host,
+        port,
+        resource,
+    })
+}
+
+/// Connects to a `ws://` URL with default settings.
+pub fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
+    connect_with(url, &ClientConfig::default())
+}
+
+/// Connects to a `ws://` URL.
+pub fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket<TcpStream>, Error> {
+    let url = parse_url(url)?;
+    let mut last_error = None;
+    let mut stream = None;
+    for addr in (url.host, url.port).to_socket_addrs()? {
+        let attempt = match config.timeout {
+            Some(t) => TcpStream::connect_timeout(&addr, t),
+            None => TcpStream::connect(addr),
+        };
+        match attempt {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let stream = match (stream, last_error) {
+        (Some(s), _) => s,
+        (None, Some(e)) => return Err(e.into()),
+        (None, None) => {
+            return Err(ConnectError::InvalidUrl("host resolves to no address".into()).into())
+        }
+    };
+    stream.set_nodelay(true)?;
+    let host = match (url.host.contains(':'), url.port) {
+        (true, 80) => format!("[{}]", url.host),
+        (true, port) => format!("[{}]:{port}", url.host),
+        (false, 80) => url.host.to_owned(),
+        (false, port) => format!("{}:{port}", url.host),
+    };
+    stream.set_read_timeout(config.timeout)?;
+    stream.set_write_timeout(config.timeout)?;
+    let ws = handshake(stream, &host, &url.resource, config)?;
+    ws.get_ref().set_read_timeout(None)?;
+    ws.get_ref().set_write_timeout(None)?;
+    Ok(ws)
+}
+
+/// Connects over a Unix socket, asking for `resource` (such as `/`).
+pub fn connect_unix(
+    path: impl AsRef<Path>,
+    resource: &str,
+    config: &ClientConfig,
+) -> Result<WebSocket<UnixStream>, Error> {
+    let stream = UnixStream::connect(path)?;
+    stream.set_read_timeout(config.timeout)?;
+    stream.set_write_timeout(config.timeout)?;
+    let ws = handshake(stream, "localhost", resource, config)?;
+    ws.get_ref().set_read_timeout(None)?;
+    ws.get_ref().set_write_timeout(None)?;
+    Ok(ws)
+}
+
+/// Performs the client side of the opening handshake on any stream, such as
+/// a TLS stream the caller set up; `host` is the `Host` header's value.
+pub fn handshake<S: Read + Write>(
+    mut stream: S,
+    host: &str,
+    resource: &str,
+    config: &ClientConfig,
+) -> Result<WebSocket<S>, Error> {
+    let mut nonce = [0u8; 16];
+    OsRandom::new().fill(&mut nonce)?;
+    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+    let mut request = format!(
+        "GET {resource} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    if !config.protocols.is_empty() {
+        request.push_str(&format!(
+            "Sec-WebSocket-Protocol: {}\r\n",
+            config.protocols.join(", ")
+        ));
+    }
+    for (name, value) in &config.headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    write_all_vectored(&mut stream, request.as_bytes(), &[])?;
+
+    let (buf, len) = read_head(&mut stream, &config.limits)?;
+    let response = ResponseHead::parse(&buf[..len], config.limits.max_headers)?;
+    if response.status != 101 {
+        return Err(ConnectError::Refused(response.status).into());
+    }
+    let headers = &response.headers;
+    let bad = |why| Err(Error::Connect(ConnectError::BadResponse(why)));
+    if !headers.has_token("upgrade", "websocket") {
+        return bad("no Upgrade: websocket");
+    }
+    if !headers.has_token("connection", "upgrade") {
+        return bad("no Connection: Upgrade");
+    }
+    if headers.get("sec-websocket-accept") != Some(accept_key(&key).as_str()) {
+        return bad("wrong Sec-WebSocket-Accept");
+    }
+    if headers.get("sec-websocket-extensions").is_some() {
+        return bad("an extension the client did not offer");
+    }
+    let protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
+    if let Some(p) = &protocol {
+        if !config.protocols.contains(p) {
+            return bad("a subprotocol the client did not offer");
+        }
+    }
+    let mut ws = WebSocket::from_raw(stream, Role::Client, config.limits, &buf[len..]);
+    ws.set_handshake(None, protocol);
+    Ok(ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ws_urls() {
+        let url = parse_url("ws://127.0.0.1:9001/chat?room=1").unwrap();
+        assert_eq!(
+            (url.host, url.port, url.resource.as_str()),
+            ("127.0.0.1", 9001, "/chat?room=1")
+        );
+        let url = parse_url("WS://example.com").unwrap();
+        assert_eq!(
+            (url.host, url.port, url.resource.as_str()),
+            ("example.com", 80, "/")
+        );
+        let url = parse_url("ws://[::1]:8080?x").unwrap();
+        assert_eq!(
+            (url.host, url.port, url.resource.as_str()),
+            ("::1", 8080, "/?x")
+        );
+    }
+
+    #[test]
+    fn refuses_urls_it_cannot_serve() {
+        assert_eq!(
+            parse_url("wss://example.com/"),
+            Err(ConnectError::TlsUnsupported)
+        );
+        for bad in [
+            "http://x/",
+            "ws://",
+            "ws://:80/",
+            "ws://h:port/",
+            "ws://u@h/",
+            "ws://h/#f",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(ConnectError::InvalidUrl(_))),
+                "{bad}"
+            );
+        }
+    }
+}

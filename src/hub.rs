@@ -1,0 +1,213 @@
+//! Broadcast to every connected client without ever blocking on a slow one.
+//!
+//! Each member of a [`Hub`] has a bounded queue and a small writer thread
+//! that drains it. [`Hub::broadcast`] only appends to queues (one shared copy
+//! of the message for all of them), so it returns at once. A member whose
+//! queue is full is dropped from the hub, its queue freed, and its
+//! connection closed with **1008** (policy violation: "too slow") and shut
+//! down: a client that cannot keep up is not allowed to grow memory.
+//!
+//! ```no_run
+//! use stdws::{hub::Hub, Server};
+//! let hub = Hub::new();
+//! let clients = hub.clone();
+//! std::thread::spawn(move || loop {
+//!     clients.broadcast(r#"{"tick":1}"#);
+//!     std::thread::sleep(std::time::Duration::from_secs(1));
+//! });
+//! Server::bind("0.0.0.0:8989")?.run(move |mut ws| {
+//!     let _member = hub.join(ws.sender()?)?; // leaves the hub when dropped
+//!     while ws.recv()?.is_some() {}
+//!     Ok(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use crate::{CloseCode, Message, Sender};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+
+/// A set of connections that receive every broadcast.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    members: Mutex<HashMap<u64, Arc<Member>>>,
+    next_id: AtomicU64,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+/// One member's queue, shared by the hub and the member's writer thread.
+struct Member {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+struct Queue {
+    items: VecDeque<Arc<Message>>,
+    bytes: usize,
+    state: MemberState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MemberState {
+    Open,
+    /// The queue overflowed: close the connection with 1008.
+    TooSlow,
+    /// The member left: stop.
+    Left,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Queues stay consistent even if a holder panicked.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new()
+    }
+}
+
+impl Hub {
+    /// A hub whose members may each have 64 messages or 4 MiB queued.
+    pub fn new() -> Self {
+        Self::with_limits(64, 4 << 20)
+    }
+
+    /// A hub whose members may each have at most `max_messages` messages and
+    /// `max_bytes` bytes waiting to be sent before they are closed as too slow.
+    pub fn with_limits(max_messages: usize, max_bytes: usize) -> Self {
+        Hub {
+            inner: Arc::new(Inner {
+                members: Mutex::default(),
+                next_id: AtomicU64::new(0),
+                max_messages,
+                max_bytes,
+            }),
+        }
+    }
+
+    /// Adds a connection; it receives broadcasts until the returned
+    /// [`Membership`] is dropped or the connection closes.
+    pub fn join(&self, sender: Sender) -> io::Result<Membership> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let member = Arc::new(Member {
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                bytes: 0,
+                state: MemberState::Open,
+            }),
+            ready: Condvar::new(),
+        });
+        let writer_member = member.clone();
+        thread::Builder::new()
+            .name("stdws-hub".into())
+            .stack_size(64 << 10)
+            .spawn(move || drain(&writer_member, &sender))?;
+        lock(&self.inner.members).insert(id, member.clone());
+        Ok(Membership {
+            hub: self.clone(),
+            id,
+            member,
+        })
+    }
+
+    /// Queues `msg` for every member and returns how many got it. Never
+    /// blocks on a client; members that are too slow are closed instead.
+    pub fn broadcast(&self, msg: impl Into<Message>) -> usize {
+        let msg = Arc::new(msg.into());
+        let mut members = lock(&self.inner.members);
+        let mut delivered = 0;
+        members.retain(|_, member| {
+            let mut queue = lock(&member.queue);
+            if queue.state != MemberState::Open {
+                return false;
+            }
+            let fits = queue.items.len() < self.inner.max_messages
+                && queue.bytes + msg.len() <= self.inner.max_bytes;
+            if fits {
+                queue.bytes += msg.len();
+                queue.items.push_back(msg.clone());
+                delivered += 1;
+            } else {
+                queue.state = MemberState::TooSlow;
+                queue.items.clear();
+                queue.bytes = 0;
+            }
+            member.ready.notify_one();
+            fits
+        });
+        delivered
+    }
+
+    /// How many members the hub has.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.members).len()
+    }
+
+    /// Whether the hub has no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A connection's place in a [`Hub`]; dropping it leaves the hub.
+pub struct Membership {
+    hub: Hub,
+    id: u64,
+    member: Arc<Member>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        lock(&self.hub.inner.members).remove(&self.id);
+        let mut queue = lock(&self.member.queue);
+        if queue.state == MemberState::Open {
+            queue.state = MemberState::Left;
+        }
+        queue.items.clear();
+        self.member.ready.notify_one();
+    }
+}
+
+/// A member's writer thread: sends queued messages until the member leaves,
+/// overflows, or its connection fails.
+fn drain(member: &Member, sender: &Sender) {
+    loop {
+        let next = {
+            let mut queue = lock(&member.queue);
+            while queue.items.is_empty() && queue.state == MemberState::Open {
+                queue = member.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+            }
+            match queue.state {
+                MemberState::Left => return,
+                MemberState::TooSlow => break,
+                MemberState::Open => {
+                    let msg = queue.items.pop_front();
+                    if let Some(m) = &msg {
+                        queue.bytes -= m.len();
+                    }
+                    msg
+                }
+            }
+        };
+        let Some(msg) = next else { continue };
+        if sender.send_ref(&msg).is_err() {
+            // Closed or broken: nothing more can go out; leave quietly.
+            lock(&member.queue).state = MemberState::Left;
+            return;
+        }
+    }
+    let _ = sender.close(
+        CloseCode::POLICY_VIOLATION,
+        "too slow: broadcast queue full",
+    );
+    sender.shutdown();
+}

@@ -1,0 +1,194 @@
+//! The server's connections and listeners, TCP or Unix, behind one type each.
+//!
+//! A [`Stream`] is a shared handle: one thread reads while others write and
+//! the server can shut it down, all without duplicating the file descriptor
+//! (ten thousand clients stay ten thousand descriptors).
+
+use crate::socket::DuplexStream;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a connection or listener is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket path; `None` for the usual unnamed client end.
+    Unix(Option<PathBuf>),
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Tcp(a) => write!(f, "{a}"),
+            Addr::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
+            Addr::Unix(None) => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// A server-side connection over TCP or a Unix socket.
+///
+/// Clones are handles to the same connection. Reading or writing one
+/// directly, under a WebSocket, breaks the framing: use it for addresses,
+/// timeouts and shutdown.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    socket: Arc<Socket>,
+}
+
+/// Calls `$op` on whichever socket it is, as `&mut &Socket` (`Read` and
+/// `Write` are implemented for shared references to both socket types).
+macro_rules! on_socket {
+    ($self:ident, $s:ident => $op:expr) => {
+        match &*$self.socket {
+            Socket::Tcp(t) => {
+                let $s = &mut &*t;
+                $op
+            }
+            Socket::Unix(u) => {
+                let $s = &mut &*u;
+                $op
+            }
+        }
+    };
+}
+
+impl Stream {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Addr {
+        match &*self.socket {
+            Socket::Tcp(t) => t.peer_addr().map_or(Addr::Unix(None), Addr::Tcp),
+            Socket::Unix(u) => Addr::Unix(
+                u.peer_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(Path::to_path_buf)),
+            ),
+        }
+    }
+
+    /// Whether this is a Unix socket connection (local only, so no Host or Origin checks apply).
+    pub fn is_unix(&self) -> bool {
+        matches!(&*self.socket, Socket::Unix(_))
+    }
+
+    /// Sets how long a read may block.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        on_socket!(self, s => s.set_read_timeout(timeout))
+    }
+
+    /// Sets how long a write may block.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        on_socket!(self, s => s.set_write_timeout(timeout))
+    }
+
+    /// Shuts down one or both directions.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        on_socket!(self, s => s.shutdown(how))
+    }
+
+    pub(crate) fn set_nodelay(&self) -> io::Result<()> {
+        match &*self.socket {
+            Socket::Tcp(t) => t.set_nodelay(true),
+            Socket::Unix(_) => Ok(()),
+        }
+    }
+}
+
+impl From<TcpStream> for Stream {
+    fn from(s: TcpStream) -> Self {
+        Stream {
+            socket: Arc::new(Socket::Tcp(s)),
+        }
+    }
+}
+
+impl From<UnixStream> for Stream {
+    fn from(s: UnixStream) -> Self {
+        Stream {
+            socket: Arc::new(Socket::Unix(s)),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        on_socket!(self, s => s.read(buf))
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        on_socket!(self, s => s.write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        on_socket!(self, s => s.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl DuplexStream for Stream {
+    /// Another handle to the same socket; no new file descriptor.
+    fn try_clone(&self) -> io::Result<Self> {
+        Ok(self.clone())
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        Stream::shutdown(self, Shutdown::Both)
+    }
+}
+
+/// A TCP or Unix listener.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    pub(crate) fn accept(&self) -> io::Result<Stream> {
+        Ok(match self {
+            Listener::Tcp(l) => l.accept()?.0.into(),
+            Listener::Unix(l, _) => l.accept()?.0.into(),
+        })
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<Addr> {
+        Ok(match self {
+            Listener::Tcp(l) => Addr::Tcp(l.local_addr()?),
+            Listener::Unix(_, path) => Addr::Unix(Some(path.clone())),
+        })
+    }
+}
+
+/// Connects to a listener's own address, to wake a thread blocked in `accept`.
+pub(crate) fn wake(addr: &Addr) {
+    match addr {
+        Addr::Tcp(a) => {
+            let mut a = *a;
+            if a.ip().is_unspecified() {
+                let loopback: std::net::IpAddr = match a {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                };
+                a.set_ip(loopback);
+            }
+            let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
+        }
+        Addr::Unix(Some(path)) => {
+            let _ = UnixStream::connect(path);
+        }
+        Addr::Unix(None) => {}
+    }
+}
