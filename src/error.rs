@@ -39,6 +39,22 @@ impl Error {
         }
     }
 
+    /// Whether the peer simply went away (hung up, reset, or closed without a
+    /// close frame): routine for a server, not worth logging as a fault.
+    pub fn is_disconnect(&self) -> bool {
+        match self {
+            Error::UnexpectedEof => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            ),
+            _ => false,
+        }
+    }
+
     /// The HTTP status sent for a refused handshake.
     pub fn http_status(&self) -> Option<u16> {
         match self {

@@ -16,7 +16,8 @@
 //!     std::thread::sleep(std::time::Duration::from_secs(1));
 //! });
 //! Server::bind("0.0.0.0:8989")?.run(move |mut ws| {
-//!     let _member = hub.join(ws.sender()?)?; // leaves the hub when dropped
+//!     let member = hub.join(ws.sender()?)?; // leaves the hub when dropped
+//!     member.send(r#"{"hello":1}"#); // first, before any broadcast after the join
 //!     while ws.recv()?.is_some() {}
 //!     Ok(())
 //! })?;
@@ -62,6 +63,29 @@ enum MemberState {
     TooSlow,
     /// The member left: stop.
     Left,
+}
+
+impl Inner {
+    /// Queues `msg` for one member; a member over its limits is marked too
+    /// slow and its queue freed. Returns whether the member is still open.
+    fn enqueue(&self, member: &Member, msg: &Arc<Message>) -> bool {
+        let mut queue = lock(&member.queue);
+        if queue.state != MemberState::Open {
+            return false;
+        }
+        let fits =
+            queue.items.len() < self.max_messages && queue.bytes + msg.len() <= self.max_bytes;
+        if fits {
+            queue.bytes += msg.len();
+            queue.items.push_back(msg.clone());
+        } else {
+            queue.state = MemberState::TooSlow;
+            queue.items.clear();
+            queue.bytes = 0;
+        }
+        member.ready.notify_one();
+        fits
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,27 +148,8 @@ impl Hub {
     pub fn broadcast(&self, msg: impl Into<Message>) -> usize {
         let msg = Arc::new(msg.into());
         let mut members = lock(&self.inner.members);
-        let mut delivered = 0;
-        members.retain(|_, member| {
-            let mut queue = lock(&member.queue);
-            if queue.state != MemberState::Open {
-                return false;
-            }
-            let fits = queue.items.len() < self.inner.max_messages
-                && queue.bytes + msg.len() <= self.inner.max_bytes;
-            if fits {
-                queue.bytes += msg.len();
-                queue.items.push_back(msg.clone());
-                delivered += 1;
-            } else {
-                queue.state = MemberState::TooSlow;
-                queue.items.clear();
-                queue.bytes = 0;
-            }
-            member.ready.notify_one();
-            fits
-        });
-        delivered
+        members.retain(|_, member| self.inner.enqueue(member, &msg));
+        members.len()
     }
 
     /// How many members the hub has.
@@ -163,6 +168,15 @@ pub struct Membership {
     hub: Hub,
     id: u64,
     member: Arc<Member>,
+}
+
+impl Membership {
+    /// Queues a message for this member alone, in order with broadcasts:
+    /// join, then send the current state, and no change is missed or
+    /// arrives before it. Returns `false` if the member was closed as too slow.
+    pub fn send(&self, msg: impl Into<Message>) -> bool {
+        self.hub.inner.enqueue(&self.member, &Arc::new(msg.into()))
+    }
 }
 
 impl Drop for Membership {

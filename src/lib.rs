@@ -4,38 +4,37 @@
 //! library alone (plus `sha1_smol` and `base64`): blocking IO, a thread per
 //! client, no async runtime.
 //!
+//! ## A server in ten lines
+//!
+//! ```no_run
+//! use stdws::Server;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     Server::bind("0.0.0.0:8989")?.run(|mut ws| {
+//!         while let Some(msg) = ws.recv()? {
+//!             ws.send(msg)?;
+//!         }
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! Each client runs the closure in its own thread. Plain HTTP on the same
+//! port, upgrade vetting, limits, timeouts, broadcasts ([`hub::Hub`]) and
+//! shutdown are on [`Server`] and [`Config`]; [`client::connect`] is the
+//! client; [`WebSocket`] works over any `Read + Write` stream.
+//!
 //! ## Layers
 //!
 //! Bytes flow up; each layer calls only the ones below it.
 //!
 //! | module | what it does |
 //! | --- | --- |
-//! | [`socket`] | [`WebSocket`]: blocking `recv`/`send` over any `Read + Write` stream |
-//! | [`protocol`] | sans-IO state machine: bytes in, messages, pings, pongs, closes out |
-//! | [`handshake`] | HTTP/1.1 upgrade request parsing and responses |
+//! | [`server`], [`hub`], [`stream`] | accept loop (TCP and Unix), a thread per client, limits, timeouts, shutdown, HTTP fallback, broadcast |
+//! | [`socket`], [`client`] | [`WebSocket`]: blocking `recv`/`send` over any stream; [`Sender`]; the client handshake |
+//! | [`protocol`], [`timers`] | sans-IO state machines: bytes in, messages, pings, pongs, closes out; deadlines with time passed in |
+//! | [`handshake`] | HTTP/1.1 request heads, the upgrade rules, responses |
 //! | [`frame`], [`mask`], [`utf8`] | pure functions over byte slices |
-//!
-//! ## Echo server
-//!
-//! ```no_run
-//! use std::net::TcpListener;
-//! use stdws::WebSocket;
-//!
-//! fn main() -> Result<(), stdws::Error> {
-//!     let listener = TcpListener::bind("127.0.0.1:9001")?;
-//!     for stream in listener.incoming() {
-//!         let stream = stream?;
-//!         std::thread::spawn(move || -> Result<(), stdws::Error> {
-//!             let mut ws = WebSocket::accept(stream)?;
-//!             while let Some(msg) = ws.recv()? {
-//!                 ws.send(msg)?;
-//!             }
-//!             Ok(())
-//!         });
-//!     }
-//!     Ok(())
-//! }
-//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -63,6 +62,11 @@ pub use server::{Accept, Config, Running, Server, ShutdownHandle};
 pub use socket::{DuplexStream, Sender, WebSocket};
 pub use stream::{Addr, Stream};
 pub use timers::Keepalive;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The result of parsing input that may be incomplete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -42,7 +42,8 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// The byte-at-a-time definition of masking; the reference the fast path is tested against.
 pub fn apply_mask_reference(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, b) in buf.iter_mut().enumerate() {
-        *b ^= key[(offset + i) % 4];
+        // `offset % 4` first: `offset + i` can overflow for any offset.
+        *b ^= key[(offset % 4 + i) % 4];
     }
 }
 

@@ -295,6 +295,10 @@ impl ReadBuffer {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
+            if self.bytes.len() > self.size {
+                // It grew to take bytes read with the handshake: shrink back.
+                self.bytes = Vec::new();
+            }
         }
     }
 
@@ -349,6 +353,19 @@ impl Protocol {
             target: ReadTarget::Buffer,
             pending_error: None,
         }
+    }
+
+    /// A receiver that starts with bytes already read from the stream, such
+    /// as frames that arrived with the handshake; none of them is lost, however many.
+    pub fn with_received(role: Role, limits: Limits, received: &[u8]) -> Self {
+        let mut proto = Protocol::new(role, limits);
+        if !received.is_empty() {
+            let mut bytes = received.to_vec();
+            bytes.resize(received.len().max(limits.read_buffer_size), 0);
+            proto.buf.bytes = bytes;
+            proto.buf.end = received.len();
+        }
+        proto
     }
 
     /// Which end this is.
@@ -444,8 +461,10 @@ impl Protocol {
                 },
                 State::Data { message, frame } if frame.remaining == 0 => {
                     if frame.fin {
+                        // On an error the state stays Closed.
+                        let message = message.finish()?;
                         self.state = State::Header { message: None };
-                        return message.finish().map(|m| Some(Event::Message(m)));
+                        return Ok(Some(Event::Message(message)));
                     }
                     self.state = State::Header {
                         message: Some(message),
@@ -558,6 +577,13 @@ impl Protocol {
                     return Err(ProtocolError::TooManyFragments {
                         limit: limits.max_fragments,
                     });
+                }
+                // Grow geometrically, as `resize` would, but never past the
+                // message limit: the limit bounds memory_held(), not just len.
+                if size > m.data.capacity() {
+                    let capacity = size.max(2 * m.data.capacity());
+                    m.data
+                        .reserve_exact(capacity.min(limits.max_message_size) - m.data.len());
                 }
                 m.data.resize(size, 0);
                 m
@@ -711,6 +737,20 @@ mod tests {
         assert_eq!(events, vec![Event::Message(Message::Binary(payload))]);
         // The read buffer stayed at its initial size.
         assert_eq!(proto.memory_held(), Limits::default().read_buffer_size);
+    }
+
+    #[test]
+    fn keeps_every_byte_received_with_the_handshake_then_shrinks_back() {
+        let mut bytes = Vec::new();
+        for i in 0..100u8 {
+            bytes.extend(client_frame(0x82, &[i; 100]));
+        }
+        let mut proto = Protocol::with_received(Role::Server, Limits::default(), &bytes);
+        let events = run(&mut proto, &[]).unwrap();
+        assert_eq!(events.len(), 100);
+        assert_eq!(events[99], Event::Message(Message::Binary(vec![99; 100])));
+        // The buffer went back to its configured size.
+        assert!(proto.memory_held() <= Limits::default().read_buffer_size);
     }
 
     #[test]

@@ -472,7 +472,7 @@ fn refuse_busy(ctx: &Ctx, stream: Stream) {
     // timeout is a guard.
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     respond(&stream, &error.response());
-    ctx.report(&stream.peer_addr(), &Error::Handshake(error));
+    ctx.report(stream.peer_addr(), &Error::Handshake(error));
 }
 
 /// Writes a response, then half-closes so the client sees the end of it.
@@ -488,7 +488,7 @@ fn serve(ctx: Arc<Ctx>, id: u64, stream: Stream) {
         id,
     };
     if let Err(e) = serve_connection(&ctx, id, &stream) {
-        ctx.report(&stream.peer_addr(), &e);
+        ctx.report(stream.peer_addr(), &e);
     }
     linger_close(&stream);
 }
@@ -687,7 +687,11 @@ fn origin_allowed(allowed: &[String], origin: &str, host: &str) -> bool {
 }
 
 fn check_host_and_origin(config: &Config, request: &Request) -> Result<(), HandshakeError> {
-    let host = request.header("host").unwrap_or_default();
+    // No Host at all is malformed (400, from the upgrade check) or HTTP/1.0;
+    // browsers always send one, so there is nothing to rebind.
+    let Some(host) = request.header("host") else {
+        return Ok(());
+    };
     if !host_allowed(&config.allowed_hosts, host) {
         return Err(HandshakeError::Forbidden(format!(
             "host {host:?} is not allowed (add it to Config::allowed_hosts)"

@@ -396,15 +396,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Wraps a stream whose handshake is done. `received` holds bytes that
     /// were read past the handshake; they are the start of the frame stream.
     pub fn from_raw(stream: S, role: Role, limits: Limits, received: &[u8]) -> Self {
-        let mut proto = Protocol::new(role, limits);
-        let mut rest = received;
-        while !rest.is_empty() {
-            let n = proto.feed(rest);
-            if n == 0 {
-                break;
-            }
-            rest = &rest[n..];
-        }
+        let proto = Protocol::with_received(role, limits, received);
         WebSocket {
             stream,
             proto,

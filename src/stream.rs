@@ -45,6 +45,8 @@ enum Socket {
 #[derive(Clone, Debug)]
 pub struct Stream {
     socket: Arc<Socket>,
+    /// Read at accept: once the peer is gone the socket no longer knows it.
+    peer: Arc<Addr>,
 }
 
 /// Calls `$op` on whichever socket it is, as `&mut &Socket` (`Read` and
@@ -65,16 +67,9 @@ macro_rules! on_socket {
 }
 
 impl Stream {
-    /// The peer's address.
-    pub fn peer_addr(&self) -> Addr {
-        match &*self.socket {
-            Socket::Tcp(t) => t.peer_addr().map_or(Addr::Unix(None), Addr::Tcp),
-            Socket::Unix(u) => Addr::Unix(
-                u.peer_addr()
-                    .ok()
-                    .and_then(|a| a.as_pathname().map(Path::to_path_buf)),
-            ),
-        }
+    /// The peer's address, as it was when the connection was accepted.
+    pub fn peer_addr(&self) -> &Addr {
+        &self.peer
     }
 
     /// Whether this is a Unix socket connection (local only, so no Host or Origin checks apply).
@@ -107,16 +102,26 @@ impl Stream {
 
 impl From<TcpStream> for Stream {
     fn from(s: TcpStream) -> Self {
+        let peer = match s.peer_addr() {
+            Ok(a) => Addr::Tcp(a),
+            Err(_) => Addr::Unix(None),
+        };
         Stream {
             socket: Arc::new(Socket::Tcp(s)),
+            peer: Arc::new(peer),
         }
     }
 }
 
 impl From<UnixStream> for Stream {
     fn from(s: UnixStream) -> Self {
+        let path = s
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_path_buf));
         Stream {
             socket: Arc::new(Socket::Unix(s)),
+            peer: Arc::new(Addr::Unix(path)),
         }
     }
 }

@@ -1,0 +1,340 @@
+//! An IO controller like the Brainboxes BB-400: 8 digital inputs and 8
+//! outputs, driven over a WebSocket, a REST API and a web page.
+//!
+//! ```text
+//! cargo run --release --example io_board -- --listen 127.0.0.1:8989 [--unix PATH] [--simulate-inputs]
+//! ```
+//!
+//! - **WebSocket**, any path on the TCP port: on connect the server sends
+//!   `{"inputs":[..8..],"outputs":[..8..]}`; a text message holding a JSON
+//!   array of eight 0/1 values sets all outputs. Every change of state, from
+//!   any source, goes to every client as the same status JSON. An invalid
+//!   message gets `{"error":"..."}`, to its sender only.
+//! - **REST**, on the TCP port and on the Unix socket `--unix PATH` (the
+//!   device uses `/var/run/bb-io.sock`): `GET /io`, `GET /io/outputs`,
+//!   `GET /io/outputs/N`, `GET /io/inputs`, `GET /io/inputs/N`;
+//!   `POST /io/outputs/N` with body `0` or `1`, `POST /io/outputs` with an
+//!   array of 8, `POST /io/inputs/N` (a simulated input). The Unix socket
+//!   takes the WebSocket protocol too.
+//! - **`GET /`**: the web admin IO page, kept live over the WebSocket.
+//! - `--simulate-inputs`: the inputs change by themselves every second.
+//!
+//! `--listen 127.0.0.1:0` picks a free port; the `listening` line says which.
+//!
+//! The parts of `stdws` it shows: a handler per client, a [`Hub`] for the
+//! broadcasts, [`Server::on_http`] for the page and the REST routes on the
+//! same port, and a second server on a Unix socket sharing the same state.
+
+#[path = "common/json.rs"]
+mod json;
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+use stdws::hub::Hub;
+use stdws::{Error, Message, Request, Response, Server, Stream, WebSocket};
+
+const PAGE: &str = include_str!("pages/io_board.html");
+const LINES: usize = 8;
+
+const USAGE: &str = "\
+usage: io_board [--listen ADDR] [--unix PATH] [--simulate-inputs]
+
+  --listen ADDR       TCP address for the page, the WebSocket and the REST API
+                      (default 0.0.0.0:8989, as on the device; port 0 picks one)
+  --unix PATH         also serve the REST API on a Unix socket at PATH
+                      (the device uses /var/run/bb-io.sock)
+  --simulate-inputs   change the inputs by themselves every second
+  -h, --help          print this help";
+
+/// The IO lines: each 0 or 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Io {
+    inputs: [u8; LINES],
+    outputs: [u8; LINES],
+}
+
+impl Io {
+    /// The status JSON every client receives: `{"inputs":[..],"outputs":[..]}`.
+    fn to_json(self) -> String {
+        format!(
+            r#"{{"inputs":{},"outputs":{}}}"#,
+            lines_json(&self.inputs),
+            lines_json(&self.outputs)
+        )
+    }
+}
+
+fn lines_json(lines: &[u8; LINES]) -> String {
+    let values: Vec<String> = lines.iter().map(u8::to_string).collect();
+    format!("[{}]", values.join(","))
+}
+
+/// Reads a JSON array of eight 0/1 values.
+fn parse_lines(text: &str) -> Result<[u8; LINES], String> {
+    let value = json::parse(text)?;
+    let items = value.as_array().ok_or_else(|| {
+        format!(
+            "expected an array of {LINES} values 0 or 1, got {}",
+            value.kind()
+        )
+    })?;
+    if items.len() != LINES {
+        return Err(format!("expected {LINES} values, got {}", items.len()));
+    }
+    let mut lines = [0; LINES];
+    for (i, item) in items.iter().enumerate() {
+        lines[i] = match item.as_f64() {
+            Some(0.0) => 0,
+            Some(1.0) => 1,
+            _ => return Err(format!("value {i} must be 0 or 1")),
+        };
+    }
+    Ok(lines)
+}
+
+/// Reads a single line's value: the body `0` or `1`.
+fn parse_line(body: &[u8]) -> Result<u8, String> {
+    match std::str::from_utf8(body).map(str::trim) {
+        Ok("0") => Ok(0),
+        Ok("1") => Ok(1),
+        _ => Err("the body must be 0 or 1".into()),
+    }
+}
+
+/// The device: its IO lines and everyone watching them.
+struct Board {
+    io: Mutex<Io>,
+    clients: Hub,
+}
+
+impl Board {
+    fn new() -> Self {
+        Board {
+            io: Mutex::default(),
+            clients: Hub::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Io> {
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn io(&self) -> Io {
+        *self.lock()
+    }
+
+    /// Changes the lines and, if anything changed, tells every client.
+    /// Broadcasting under the lock keeps the statuses in order.
+    fn update(&self, change: impl FnOnce(&mut Io)) -> Io {
+        let mut io = self.lock();
+        let before = *io;
+        change(&mut io);
+        if *io != before {
+            self.clients.broadcast(io.to_json());
+        }
+        *io
+    }
+
+    /// One WebSocket client: the status on connect, then output changes in,
+    /// broadcasts out.
+    fn serve_client(&self, mut ws: WebSocket<Stream>) -> Result<(), Error> {
+        let _member = {
+            // Join, then queue the first status, under the lock that changes
+            // are broadcast under: none is missed or comes before it.
+            let io = self.lock();
+            let member = self.clients.join(ws.sender()?)?;
+            member.send(io.to_json());
+            member
+        };
+        while let Some(msg) = ws.recv()? {
+            let outputs = match &msg {
+                Message::Text(text) => parse_lines(text),
+                Message::Binary(_) => Err("expected a text message".into()),
+            };
+            match outputs {
+                Ok(outputs) => {
+                    self.update(|io| io.outputs = outputs);
+                }
+                Err(why) => ws.send_text(&error_json(&why))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The REST API and the page.
+    fn serve_http(&self, req: &Request) -> Response {
+        let path: Vec<&str> = req.path().split('/').filter(|s| !s.is_empty()).collect();
+        match path[..] {
+            [] => match req.method() {
+                "GET" => Response::html(200, PAGE),
+                _ => not_allowed("GET"),
+            },
+            ["io"] => match req.method() {
+                "GET" => Response::json(200, self.io().to_json()),
+                _ => not_allowed("GET"),
+            },
+            ["io", "outputs"] => match req.method() {
+                "GET" => Response::json(200, lines_json(&self.io().outputs)),
+                "POST" => {
+                    let body = String::from_utf8_lossy(req.body());
+                    match parse_lines(&body) {
+                        Ok(outputs) => {
+                            let io = self.update(|io| io.outputs = outputs);
+                            Response::json(200, lines_json(&io.outputs))
+                        }
+                        Err(why) => error(400, &why),
+                    }
+                }
+                _ => not_allowed("GET, POST"),
+            },
+            ["io", "inputs"] => match req.method() {
+                "GET" => Response::json(200, lines_json(&self.io().inputs)),
+                _ => not_allowed("GET"),
+            },
+            ["io", kind @ ("inputs" | "outputs"), n] => {
+                let Some(n) = n.parse::<usize>().ok().filter(|&n| n < LINES) else {
+                    return error(404, &format!("no line {n:?}: lines are 0 to 7"));
+                };
+                let inputs = kind == "inputs";
+                let value_of = |io: Io| if inputs { io.inputs[n] } else { io.outputs[n] };
+                match req.method() {
+                    "GET" => Response::json(200, value_of(self.io()).to_string()),
+                    "POST" => match parse_line(req.body()) {
+                        Ok(value) => {
+                            let io = self.update(|io| match inputs {
+                                true => io.inputs[n] = value,
+                                false => io.outputs[n] = value,
+                            });
+                            Response::json(200, value_of(io).to_string())
+                        }
+                        Err(why) => error(400, &why),
+                    },
+                    _ => not_allowed("GET, POST"),
+                }
+            }
+            _ => error(404, "not found"),
+        }
+    }
+}
+
+fn error_json(why: &str) -> String {
+    format!(r#"{{"error":{}}}"#, json::string(why))
+}
+
+fn error(status: u16, why: &str) -> Response {
+    Response::json(status, error_json(why))
+}
+
+fn not_allowed(allow: &str) -> Response {
+    error(405, "method not allowed").with_header("Allow", allow)
+}
+
+/// Toggles one input a second, walking through them: what a device with
+/// something wired to its inputs would see.
+fn simulate_inputs(board: &Board) {
+    for tick in 0.. {
+        thread::sleep(Duration::from_secs(1));
+        board.update(|io| io.inputs[tick % LINES] ^= 1);
+    }
+}
+
+/// Adds the board's routes to a server, TCP or Unix.
+fn with_routes(server: Server, board: &Arc<Board>) -> Server {
+    let http = board.clone();
+    server
+        .on_http(move |req| http.serve_http(req))
+        .on_error(|peer, err| {
+            if !err.is_disconnect() {
+                eprintln!("io_board: {peer}: {err}");
+            }
+        })
+}
+
+struct Options {
+    listen: String,
+    unix: Option<String>,
+    simulate_inputs: bool,
+}
+
+/// Parses the command line; `Ok(None)` for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut options = Options {
+        listen: "0.0.0.0:8989".into(),
+        unix: None,
+        simulate_inputs: false,
+    };
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => {
+                (flag.to_owned(), Some(value.to_owned()))
+            }
+            _ => (arg, None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--listen" => options.listen = value()?,
+            "--unix" => options.unix = Some(value()?),
+            "--simulate-inputs" => options.simulate_inputs = true,
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(options))
+}
+
+fn run(options: Options) -> Result<(), String> {
+    let board = Arc::new(Board::new());
+    // The REST API on the Unix socket, served in the background.
+    let _unix = match &options.unix {
+        Some(path) => {
+            let server = Server::bind_unix(path)
+                .map_err(|e| format!("cannot listen on unix socket {path}: {e}"))?;
+            let client = board.clone();
+            let running = with_routes(server, &board)
+                .spawn(move |ws| client.serve_client(ws))
+                .map_err(|e| e.to_string())?;
+            println!("io_board: REST API on unix:{path}");
+            Some(running)
+        }
+        None => None,
+    };
+    let server = Server::bind(&options.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    println!("io_board: listening on http://{}/", server.local_addr());
+    if options.simulate_inputs {
+        let board = board.clone();
+        thread::spawn(move || simulate_inputs(&board));
+    }
+    let client = board.clone();
+    with_routes(server, &board)
+        .run(move |ws| client.serve_client(ws))
+        .map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(why) => {
+            eprintln!("io_board: {why}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("io_board: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
