@@ -636,7 +636,14 @@ fn membership_send_comes_first_then_broadcasts_in_order() {
         assert_eq!(ws.recv().unwrap(), Some(Message::Text("joined".into())));
         let mut last = None;
         for _ in 0..20 {
-            let n: u64 = ws.recv().unwrap().unwrap().as_text().unwrap().parse().unwrap();
+            let n: u64 = ws
+                .recv()
+                .unwrap()
+                .unwrap()
+                .as_text()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(last.is_none_or(|l| n == l + 1), "{last:?} then {n}");
             last = Some(n);
         }
