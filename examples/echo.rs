@@ -16,8 +16,11 @@ fn main() -> std::io::Result<()> {
     });
     eprintln!("echo: listening on {}", server.local_addr());
     server.run(|mut ws| {
-        while let Some(msg) = ws.recv()? {
-            ws.send(msg)?;
+        // Zero-copy echo: each message is borrowed from the connection's
+        // buffers and written straight back through a Sender.
+        let tx = ws.sender()?;
+        while let Some(msg) = ws.recv_ref()? {
+            tx.send_ref(msg)?;
         }
         Ok(())
     })

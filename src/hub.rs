@@ -213,7 +213,7 @@ fn drain(member: &Member, sender: &Sender) {
             }
         };
         let Some(msg) = next else { continue };
-        if sender.send_ref(&msg).is_err() {
+        if sender.send_ref(msg.as_ref()).is_err() {
             // Closed or broken: nothing more can go out; leave quietly.
             lock(&member.queue).state = MemberState::Left;
             return;

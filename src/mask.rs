@@ -17,25 +17,101 @@
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let mut key = key;
-    key.rotate_left(offset % 4);
+    let o = offset % 4;
     if buf.len() < 8 {
-        // Short payloads (pings, tiny JSON) skip the word setup.
+        // Pings and tiny JSON: a plain loop beats any setup.
         for (i, b) in buf.iter_mut().enumerate() {
-            *b ^= key[i % 4];
+            *b ^= key[(o + i) % 4];
         }
         return;
     }
+    let key = [key[o], key[(o + 1) % 4], key[(o + 2) % 4], key[(o + 3) % 4]];
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    if buf.len() >= 256 {
+        return simd::apply_mask_wide(buf, key);
+    }
+    apply_mask_blocks(buf, key);
+}
+
+/// Masks `buf` with `key` starting at key byte 0: bytes up to a 64-byte
+/// boundary, so that wide stores never straddle cache lines (that halves
+/// their speed), then [`apply_mask_blocks`].
+#[inline(always)]
+fn apply_mask_aligned(buf: &mut [u8], key: [u8; 4]) {
+    let head_len = buf.as_ptr().align_offset(64).min(buf.len());
+    let (head, body) = buf.split_at_mut(head_len);
+    for (i, b) in head.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
+    let o = head_len % 4;
+    apply_mask_blocks(
+        body,
+        [key[o], key[(o + 1) % 4], key[(o + 2) % 4], key[(o + 3) % 4]],
+    );
+}
+
+/// Masks `buf` with `key` starting at key byte 0: 128-byte blocks against a
+/// key pattern (vectorised at whatever width the target allows), then
+/// 8-byte words, then bytes.
+#[inline(always)]
+fn apply_mask_blocks(buf: &mut [u8], key: [u8; 4]) {
+    let (blocks, rest) = buf.as_chunks_mut::<128>();
+    if !blocks.is_empty() {
+        let mut pattern = [0u8; 128];
+        for (i, p) in pattern.iter_mut().enumerate() {
+            *p = key[i % 4];
+        }
+        for block in blocks {
+            for (b, p) in block.iter_mut().zip(&pattern) {
+                *b ^= p;
+            }
+        }
+    }
+    // Each block covered a multiple of 4 bytes, so `rest` starts at key[0].
     let wide = u64::from_ne_bytes([
         key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
     ]);
-    let (words, tail) = buf.as_chunks_mut::<8>();
+    let (words, tail) = rest.as_chunks_mut::<8>();
     for word in words {
         *word = (u64::from_ne_bytes(*word) ^ wide).to_ne_bytes();
     }
-    // The words covered a multiple of 4 bytes, so the tail starts at key[0].
     for (i, b) in tail.iter_mut().enumerate() {
         *b ^= key[i % 4];
+    }
+}
+
+/// The same loop compiled for wider vectors than the portable x86-64
+/// baseline (SSE2), chosen at run time.
+///
+/// `benches/micro.rs` is the proof that this pays: on an AVX-512 machine, in-place
+/// unmasking of 16 KiB goes from 0.6x to 1.1x the speed of `memcpy`; the
+/// portable build cannot use more than 16-byte vectors however the loop is written.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+mod simd {
+    use super::apply_mask_aligned;
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn avx512(buf: &mut [u8], key: [u8; 4]) {
+        apply_mask_aligned(buf, key)
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn avx2(buf: &mut [u8], key: [u8; 4]) {
+        apply_mask_aligned(buf, key)
+    }
+
+    #[allow(unsafe_code)]
+    pub(super) fn apply_mask_wide(buf: &mut [u8], key: [u8; 4]) {
+        // SAFETY: both functions are safe code; `unsafe` is only needed to
+        // call code compiled for CPU features, and each call is guarded by
+        // the run-time check that this CPU has them.
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            unsafe { avx512(buf, key) }
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            unsafe { avx2(buf, key) }
+        } else {
+            apply_mask_aligned(buf, key)
+        }
     }
 }
 
@@ -58,6 +134,23 @@ mod tests {
         for start in 0..8 {
             for len in 0..100 {
                 for offset in 0..4 {
+                    let mut fast = source[start..start + len].to_vec();
+                    let mut slow = fast.clone();
+                    apply_mask(&mut fast, key, offset);
+                    apply_mask_reference(&mut slow, key, offset);
+                    assert_eq!(fast, slow, "start {start} len {len} offset {offset}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wide_paths_match_reference_for_long_unaligned_buffers() {
+        let key = [0x9a, 0x01, 0xfe, 0x42];
+        let source: Vec<u8> = (0..5000u32).map(|i| (i * 31 + 7) as u8).collect();
+        for start in 0..4 {
+            for len in [255, 256, 257, 300, 1000, 4093] {
+                for offset in 0..8 {
                     let mut fast = source[start..start + len].to_vec();
                     let mut slow = fast.clone();
                     apply_mask(&mut fast, key, offset);

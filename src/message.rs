@@ -71,6 +71,74 @@ impl From<&[u8]> for Message {
     }
 }
 
+/// A data message borrowed from a connection's buffers: what
+/// [`WebSocket::recv_ref`](crate::WebSocket::recv_ref) returns, without a
+/// copy or an allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message; always valid UTF-8.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl<'a> MessageRef<'a> {
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            MessageRef::Text(s) => s.as_bytes(),
+            MessageRef::Binary(b) => b,
+        }
+    }
+
+    /// The text, if this is a text message.
+    pub fn as_text(&self) -> Option<&'a str> {
+        match self {
+            MessageRef::Text(s) => Some(s),
+            MessageRef::Binary(_) => None,
+        }
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An owned copy.
+    pub fn to_message(&self) -> Message {
+        match self {
+            MessageRef::Text(s) => Message::Text((*s).to_owned()),
+            MessageRef::Binary(b) => Message::Binary(b.to_vec()),
+        }
+    }
+}
+
+impl<'a> From<&'a Message> for MessageRef<'a> {
+    fn from(msg: &'a Message) -> Self {
+        match msg {
+            Message::Text(s) => MessageRef::Text(s),
+            Message::Binary(b) => MessageRef::Binary(b),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for MessageRef<'a> {
+    fn from(s: &'a str) -> Self {
+        MessageRef::Text(s)
+    }
+}
+
+impl<'a> From<&'a [u8]> for MessageRef<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        MessageRef::Binary(b)
+    }
+}
+
 /// A close status code (RFC 6455 section 7.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CloseCode(pub u16);

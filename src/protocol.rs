@@ -22,7 +22,7 @@
 use crate::frame::{self, FrameError, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
-use crate::{CloseCode, CloseFrame, Limits, Message, Status};
+use crate::{CloseCode, CloseFrame, Limits, Message, MessageRef, Status};
 use std::fmt;
 use std::ops::Deref;
 
@@ -188,11 +188,13 @@ impl fmt::Debug for ControlPayload {
     }
 }
 
-/// What the peer sent.
+/// What the peer sent. `M` is the message: owned ([`Message`]) from
+/// [`Protocol::next_event`], `()` from [`Protocol::poll`] (then fetch it with
+/// [`Protocol::message_ref`] or [`Protocol::take_message`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<M = Message> {
     /// A complete text or binary message.
-    Message(Message),
+    Message(M),
     /// A ping; answer with a pong carrying the same payload.
     Ping(ControlPayload),
     /// A pong.
@@ -202,20 +204,30 @@ pub enum Event {
     Close(Option<CloseFrame>),
 }
 
-/// Where the receiver is inside the byte stream. Each variant owns the
-/// message being assembled, if any, so a data frame cannot lack one.
+/// Where the receiver is inside the byte stream. Variants carry what they
+/// need, such as the fragmented message in progress.
 #[derive(Clone, Debug)]
 enum State {
     /// Between frames.
-    Header { message: Option<Partial> },
-    /// Inside a data frame's payload, which goes into `message`.
-    Data { message: Partial, frame: DataFrame },
-    /// Inside a control frame's payload, perhaps between two fragments of `message`.
+    Header { partial: Option<Partial> },
+    /// A single-frame message small enough to wait for in the read buffer,
+    /// where it is unmasked in place as it arrives: no copy.
+    Inline {
+        text: bool,
+        len: usize,
+        /// Bytes already unmasked (and checked, if text).
+        checked: usize,
+        mask: Option<[u8; 4]>,
+        utf8: Utf8Validator,
+    },
+    /// Inside a data frame whose payload is appended to the assembly buffer.
+    Data { partial: Partial, frame: DataFrame },
+    /// Inside a control frame's payload (kept in `Protocol::control`),
+    /// perhaps between two fragments.
     Control {
-        message: Option<Partial>,
+        partial: Option<Partial>,
         opcode: OpCode,
         mask: Option<[u8; 4]>,
-        payload: ControlPayload,
         received: usize,
     },
     /// A close frame arrived or the connection failed: nothing more is read.
@@ -231,30 +243,62 @@ struct DataFrame {
     fin: bool,
 }
 
-/// A data message being received, possibly over several frames.
-#[derive(Clone, Debug)]
+/// A message being assembled from several frames, or from one large frame.
+#[derive(Clone, Copy, Debug)]
 struct Partial {
     text: bool,
-    /// Holds `filled` received bytes, then room for the rest of the current frame.
-    data: Vec<u8>,
-    filled: usize,
     utf8: Utf8Validator,
     frames: usize,
 }
 
-impl Partial {
-    /// Unmasks and checks the next `n` payload bytes, already in place after `filled`.
-    fn take_payload(&mut self, frame: &mut DataFrame, n: usize) -> Result<(), ProtocolError> {
+/// Where the message that [`Protocol::poll`] reported lies.
+#[derive(Clone, Copy, Debug)]
+enum Ready {
+    /// In the read buffer.
+    Inline { at: usize, len: usize, text: bool },
+    /// The first `filled` bytes of the assembly buffer.
+    Assembled { text: bool },
+}
+
+/// The buffer fragmented and large messages are assembled in. It is reused
+/// from message to message and kept initialised up to its length, so reuse
+/// costs no zeroing; `filled` bytes are the message so far.
+#[derive(Clone, Debug, Default)]
+struct Assembly {
+    bytes: Vec<u8>,
+    filled: usize,
+}
+
+impl Assembly {
+    /// Makes room for `more` bytes after `filled`, growing geometrically but
+    /// never past `limit`, so capacity stays within the message limit.
+    fn reserve(&mut self, more: usize, limit: usize) {
+        let need = self.filled + more;
+        if need > self.bytes.len() {
+            let capacity = need.max(2 * self.bytes.len()).min(limit.max(need));
+            self.bytes.reserve_exact(capacity - self.bytes.len());
+            self.bytes.resize(need, 0);
+        }
+    }
+
+    /// Unmasks and checks the `n` payload bytes now in place after `filled`.
+    fn take(
+        &mut self,
+        partial: &mut Partial,
+        frame: &mut DataFrame,
+        n: usize,
+    ) -> Result<(), ProtocolError> {
         let n = n.min(frame.remaining as usize);
-        let chunk = &mut self.data[self.filled..self.filled + n];
+        let chunk = &mut self.bytes[self.filled..self.filled + n];
         if let Some(key) = frame.mask {
             apply_mask(chunk, key, frame.offset);
         }
-        // A text message that arrives whole is validated once, when it completes;
-        // one that arrives in pieces is validated piece by piece, to fail fast.
+        // A text message that arrives whole is checked once, when it
+        // completes; one that arrives in pieces is checked piece by piece.
         let arrives_whole = frame.fin && self.filled == 0 && n as u64 == frame.remaining;
-        if self.text && !arrives_whole {
-            self.utf8
+        if partial.text && !arrives_whole {
+            partial
+                .utf8
                 .feed(chunk)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
         }
@@ -263,20 +307,10 @@ impl Partial {
         frame.remaining -= n as u64;
         Ok(())
     }
-
-    fn finish(mut self) -> Result<Message, ProtocolError> {
-        self.data.truncate(self.filled);
-        if !self.text {
-            return Ok(Message::Binary(self.data));
-        }
-        self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-        String::from_utf8(self.data)
-            .map(Message::Text)
-            .map_err(|_| ProtocolError::InvalidUtf8)
-    }
 }
 
-/// Bytes read but not yet parsed: at most part of a header once events are drained.
+/// Bytes read but not yet parsed. Once events are drained it holds at most
+/// part of a header, or part of one small frame waiting to complete.
 #[derive(Clone, Debug)]
 struct ReadBuffer {
     bytes: Vec<u8>,
@@ -290,8 +324,13 @@ impl ReadBuffer {
         &self.bytes[self.start..self.end]
     }
 
+    /// Marks `n` bytes parsed. They stay where they are until the next
+    /// read, so a message delivered in place remains valid until then.
     fn consume(&mut self, n: usize) {
         self.start += n;
+    }
+
+    fn spare(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -300,9 +339,6 @@ impl ReadBuffer {
                 self.bytes = Vec::new();
             }
         }
-    }
-
-    fn spare(&mut self) -> &mut [u8] {
         if self.bytes.is_empty() {
             self.bytes = vec![0; self.size.max(frame::MAX_HEADER_LEN)];
         }
@@ -319,7 +355,7 @@ impl ReadBuffer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ReadTarget {
     Buffer,
-    Message,
+    Assembly,
 }
 
 /// The receiving side of a WebSocket connection as a state machine.
@@ -331,41 +367,56 @@ pub struct Protocol {
     role: Role,
     limits: Limits,
     buf: ReadBuffer,
+    assembly: Assembly,
     state: State,
+    /// The payload of the control frame being received.
+    control: ControlPayload,
+    ready: Option<Ready>,
     target: ReadTarget,
     /// An error found while committing bytes read straight into a message.
     pending_error: Option<ProtocolError>,
 }
 
+/// The most a single read straight into the assembly buffer asks for.
+const DIRECT_READ_CHUNK: usize = 64 << 10;
+
+/// Above this, the assembly buffer is not kept for the next message unless
+/// that one needs it too.
+const KEEP_ASSEMBLY: usize = 64 << 10;
+
 impl Protocol {
     /// A receiver for the given end of the connection.
     pub fn new(role: Role, limits: Limits) -> Self {
-        Protocol {
-            role,
-            limits,
-            buf: ReadBuffer {
-                bytes: Vec::new(),
-                start: 0,
-                end: 0,
-                size: limits.read_buffer_size,
-            },
-            state: State::Header { message: None },
-            target: ReadTarget::Buffer,
-            pending_error: None,
-        }
+        Self::with_received(role, limits, &[])
     }
 
     /// A receiver that starts with bytes already read from the stream, such
     /// as frames that arrived with the handshake; none of them is lost, however many.
     pub fn with_received(role: Role, limits: Limits, received: &[u8]) -> Self {
-        let mut proto = Protocol::new(role, limits);
+        let mut bytes = Vec::new();
         if !received.is_empty() {
-            let mut bytes = received.to_vec();
+            bytes = received.to_vec();
             bytes.resize(received.len().max(limits.read_buffer_size), 0);
-            proto.buf.bytes = bytes;
-            proto.buf.end = received.len();
         }
-        proto
+        Protocol {
+            role,
+            limits,
+            buf: ReadBuffer {
+                bytes,
+                start: 0,
+                end: received.len(),
+                size: limits.read_buffer_size,
+            },
+            assembly: Assembly::default(),
+            state: State::Header { partial: None },
+            control: ControlPayload {
+                bytes: [0; MAX_CONTROL_PAYLOAD],
+                len: 0,
+            },
+            ready: None,
+            target: ReadTarget::Buffer,
+            pending_error: None,
+        }
     }
 
     /// Which end this is.
@@ -380,21 +431,27 @@ impl Protocol {
 
     /// Where the next bytes from the peer should be read into.
     ///
-    /// Call [`Protocol::next_event`] until it returns `Ok(None)` first: only
-    /// then is there always room. Empty once the protocol is closed.
+    /// Call [`Protocol::poll`] until it returns `Ok(None)` first: only then
+    /// is there always room. Empty once the protocol is closed. A message
+    /// from the last poll is released.
     pub fn read_buf(&mut self) -> &mut [u8] {
         self.target = ReadTarget::Buffer;
-        match &mut self.state {
+        self.ready = None;
+        match &self.state {
             State::Closed => return &mut [],
-            State::Data { message, frame }
+            State::Data { frame, .. }
                 if self.buf.start == self.buf.end
                     && frame.remaining >= self.buf.size as u64
                     && self.pending_error.is_none() =>
             {
-                // A large payload: read it straight into its message, which
-                // was sized for the whole frame when its header arrived.
-                self.target = ReadTarget::Message;
-                return &mut message.data[message.filled..];
+                // A large payload: read it straight into the assembly buffer,
+                // which was sized for the whole frame when its header arrived.
+                // At most 64 KiB at a time, so each piece is unmasked while
+                // still in cache.
+                self.target = ReadTarget::Assembly;
+                let a = &mut self.assembly;
+                let n = (frame.remaining as usize).min(DIRECT_READ_CHUNK);
+                return &mut a.bytes[a.filled..a.filled + n];
             }
             _ => {}
         }
@@ -404,8 +461,8 @@ impl Protocol {
     /// Records that `n` bytes were written into the slice from the last [`Protocol::read_buf`].
     pub fn commit(&mut self, n: usize) {
         match (self.target, &mut self.state) {
-            (ReadTarget::Message, State::Data { message, frame }) => {
-                if let Err(e) = message.take_payload(frame, n) {
+            (ReadTarget::Assembly, State::Data { partial, frame }) => {
+                if let Err(e) = self.assembly.take(partial, frame, n) {
                     self.pending_error = Some(e);
                 }
             }
@@ -415,7 +472,7 @@ impl Protocol {
     }
 
     /// Copies as much of `bytes` as fits into the read buffer; returns how
-    /// much. A convenience for tests, fuzzers and bytes left over from a handshake.
+    /// much. A convenience for tests and fuzzers.
     pub fn feed(&mut self, bytes: &[u8]) -> usize {
         let dst = self.read_buf();
         let n = dst.len().min(bytes.len());
@@ -424,100 +481,208 @@ impl Protocol {
         n
     }
 
-    /// Bytes this receiver holds right now: its read buffer and any partial message.
+    /// Bytes this receiver holds right now: its read buffer and assembly buffer.
     pub fn memory_held(&self) -> usize {
-        let message = match &self.state {
-            State::Data { message, .. } => Some(message),
-            State::Header { message } | State::Control { message, .. } => message.as_ref(),
-            State::Closed => None,
-        };
-        self.buf.bytes.capacity() + message.map_or(0, |m| m.data.capacity())
+        self.buf.bytes.capacity() + self.assembly.bytes.capacity()
     }
 
-    /// The next event from the bytes received so far; `Ok(None)` means more
-    /// bytes are needed (or the protocol is closed).
+    /// Frees buffers grown for large messages; call it when the connection is idle.
+    pub fn shrink(&mut self) {
+        let assembling = matches!(
+            self.state,
+            State::Data { .. }
+                | State::Header { partial: Some(_) }
+                | State::Control {
+                    partial: Some(_),
+                    ..
+                }
+        );
+        if !assembling && self.ready.is_none() {
+            self.assembly = Assembly::default();
+        }
+    }
+
+    /// The next event from the bytes received so far, with the message
+    /// owned; `Ok(None)` means more bytes are needed (or the protocol is closed).
     ///
     /// An error fails the connection: send its [`ProtocolError::close_frame`]
     /// and close. The protocol is closed afterwards.
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
-        if let Some(e) = self.pending_error.take() {
+        Ok(match self.poll()? {
+            None => None,
+            Some(Event::Message(())) => self.take_message().map(Event::Message),
+            Some(Event::Ping(p)) => Some(Event::Ping(p)),
+            Some(Event::Pong(p)) => Some(Event::Pong(p)),
+            Some(Event::Close(f)) => Some(Event::Close(f)),
+        })
+    }
+
+    /// Advances to the next event; for a message, [`Protocol::message_ref`]
+    /// borrows it and [`Protocol::take_message`] takes it, until the next
+    /// poll or read. `Ok(None)` means more bytes are needed (or closed).
+    pub fn poll(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
+        self.ready = None;
+        let result = match self.pending_error.take() {
+            Some(e) => Err(e),
+            None => self.step(),
+        };
+        if result.is_err() {
             self.state = State::Closed;
-            return Err(e);
         }
+        result
+    }
+
+    /// The message the last [`Protocol::poll`] reported, borrowed in place.
+    #[inline]
+    pub fn message_ref(&self) -> Option<MessageRef<'_>> {
+        let (bytes, text) = match self.ready? {
+            Ready::Inline { at, len, text } => (&self.buf.bytes[at..at + len], text),
+            Ready::Assembled { text } => (&self.assembly.bytes[..self.assembly.filled], text),
+        };
+        Some(match text {
+            // Checked when the message completed, so this cannot fail.
+            true => std::str::from_utf8(bytes).map_or(MessageRef::Binary(bytes), MessageRef::Text),
+            false => MessageRef::Binary(bytes),
+        })
+    }
+
+    /// Takes the message the last [`Protocol::poll`] reported. An assembled
+    /// message is moved out, not copied.
+    pub fn take_message(&mut self) -> Option<Message> {
+        let (bytes, text) = match self.ready.take()? {
+            Ready::Inline { at, len, text } => (self.buf.bytes[at..at + len].to_vec(), text),
+            Ready::Assembled { text } => {
+                let mut bytes = std::mem::take(&mut self.assembly.bytes);
+                bytes.truncate(self.assembly.filled);
+                self.assembly.filled = 0;
+                (bytes, text)
+            }
+        };
+        Some(match text {
+            // Checked when the message completed, so this cannot fail.
+            true => String::from_utf8(bytes)
+                .map_or_else(|e| Message::Binary(e.into_bytes()), Message::Text),
+            false => Message::Binary(bytes),
+        })
+    }
+
+    fn step(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
         loop {
-            // Each arm owns the state and puts back the next one; an early
-            // return with an error leaves the protocol closed.
-            match std::mem::replace(&mut self.state, State::Closed) {
+            // The state is updated in place; it changes variant only at frame
+            // boundaries. On an error, `poll` closes the protocol.
+            match &mut self.state {
                 State::Closed => return Ok(None),
-                State::Header { message } => match frame::parse(self.buf.filled())? {
-                    Status::Partial => {
-                        self.state = State::Header { message };
+                State::Header { partial } => {
+                    let (header, len) = match frame::parse(self.buf.filled())? {
+                        Status::Partial => return Ok(None),
+                        Status::Complete(parsed) => parsed,
+                    };
+                    let partial = partial.take();
+                    self.buf.consume(len);
+                    let next = self.begin_frame(header, partial)?;
+                    if let State::Inline {
+                        text, len, mask, ..
+                    } = next
+                    {
+                        if self.buf.filled().len() >= len {
+                            // The whole frame is here (the common case):
+                            // deliver it without a detour through the state.
+                            let at = self.buf.start;
+                            if let Some(key) = mask {
+                                apply_mask(&mut self.buf.bytes[at..at + len], key, 0);
+                            }
+                            self.buf.consume(len);
+                            check_text(text, &self.buf.bytes[at..at + len])?;
+                            self.ready = Some(Ready::Inline { at, len, text });
+                            return Ok(Some(Event::Message(())));
+                        }
+                    }
+                    self.state = next;
+                }
+                State::Inline {
+                    text,
+                    len,
+                    checked,
+                    mask,
+                    utf8,
+                } => {
+                    let (text, len) = (*text, *len);
+                    let have = self.buf.filled().len().min(len);
+                    if have > *checked {
+                        let at = self.buf.start;
+                        let chunk = &mut self.buf.bytes[at + *checked..at + have];
+                        if let Some(key) = mask {
+                            apply_mask(chunk, *key, *checked);
+                        }
+                        // Whole: checked once below. In pieces: checked as they come.
+                        if text && !(*checked == 0 && have == len) {
+                            utf8.feed(chunk).map_err(|_| ProtocolError::InvalidUtf8)?;
+                        }
+                        *checked = have;
+                    }
+                    if have < len {
                         return Ok(None);
                     }
-                    Status::Complete((header, len)) => {
-                        self.buf.consume(len);
-                        self.state = self.begin_frame(header, message)?;
-                    }
-                },
-                State::Data { message, frame } if frame.remaining == 0 => {
+                    let at = self.buf.start;
+                    self.buf.consume(len);
+                    check_text(text, &self.buf.bytes[at..at + len])?;
+                    self.state = State::Header { partial: None };
+                    self.ready = Some(Ready::Inline { at, len, text });
+                    return Ok(Some(Event::Message(())));
+                }
+                State::Data { partial, frame } if frame.remaining == 0 => {
+                    let partial = *partial;
                     if frame.fin {
-                        // On an error the state stays Closed.
-                        let message = message.finish()?;
-                        self.state = State::Header { message: None };
-                        return Ok(Some(Event::Message(message)));
+                        let a = &self.assembly;
+                        check_text(partial.text, &a.bytes[..a.filled])?;
+                        self.state = State::Header { partial: None };
+                        self.ready = Some(Ready::Assembled { text: partial.text });
+                        return Ok(Some(Event::Message(())));
                     }
                     self.state = State::Header {
-                        message: Some(message),
+                        partial: Some(partial),
                     };
                 }
-                State::Data {
-                    mut message,
-                    mut frame,
-                } => {
+                State::Data { partial, frame } => {
                     let n = (self.buf.filled().len() as u64).min(frame.remaining) as usize;
-                    if n > 0 {
-                        let at = message.filled;
-                        message.data[at..at + n].copy_from_slice(&self.buf.filled()[..n]);
-                        self.buf.consume(n);
-                        message.take_payload(&mut frame, n)?;
-                    }
-                    self.state = State::Data { message, frame };
                     if n == 0 {
                         return Ok(None);
                     }
+                    let a = &mut self.assembly;
+                    a.bytes[a.filled..a.filled + n].copy_from_slice(&self.buf.filled()[..n]);
+                    self.buf.consume(n);
+                    a.take(partial, frame, n)?;
                 }
                 State::Control {
-                    message,
+                    partial,
                     opcode,
                     mask,
-                    mut payload,
-                    mut received,
+                    received,
                 } => {
-                    let want = usize::from(payload.len) - received;
+                    let payload = &mut self.control;
+                    let want = usize::from(payload.len) - *received;
                     let n = self.buf.filled().len().min(want);
-                    payload.bytes[received..received + n].copy_from_slice(&self.buf.filled()[..n]);
+                    payload.bytes[*received..*received + n]
+                        .copy_from_slice(&self.buf.filled()[..n]);
                     self.buf.consume(n);
-                    received += n;
+                    *received += n;
                     if n < want {
-                        self.state = State::Control {
-                            message,
-                            opcode,
-                            mask,
-                            payload,
-                            received,
-                        };
                         return Ok(None);
                     }
                     if let Some(key) = mask {
-                        apply_mask(&mut payload.bytes[..received], key, 0);
+                        apply_mask(&mut payload.bytes[..*received], *key, 0);
                     }
+                    let payload = *payload;
                     let event = match opcode {
                         OpCode::Ping => Event::Ping(payload),
                         OpCode::Pong => Event::Pong(payload),
-                        // Closed stays: nothing is read after a close.
-                        _ => return parse_close(&payload).map(|f| Some(Event::Close(f))),
+                        _ => {
+                            // Nothing is read after a close.
+                            self.state = State::Closed;
+                            return parse_close(&payload).map(|f| Some(Event::Close(f)));
+                        }
                     };
-                    self.state = State::Header { message };
+                    self.state = State::Header { partial: *partial };
                     return Ok(Some(event));
                 }
             }
@@ -527,9 +692,9 @@ impl Protocol {
     /// Checks a frame header against the connection's state and limits, makes
     /// room for its payload, and gives the state that receives it.
     fn begin_frame(
-        &self,
+        &mut self,
         h: FrameHeader,
-        message: Option<Partial>,
+        partial: Option<Partial>,
     ) -> Result<State, ProtocolError> {
         if h.rsv != 0 {
             return Err(ProtocolError::ReservedBits(h.rsv));
@@ -540,14 +705,11 @@ impl Protocol {
             _ => {}
         }
         if h.opcode.is_control() {
+            self.control.len = h.payload_len as u8; // at most 125: checked by frame::parse
             return Ok(State::Control {
-                message,
+                partial,
                 opcode: h.opcode,
                 mask: h.mask,
-                payload: ControlPayload {
-                    bytes: [0; MAX_CONTROL_PAYLOAD],
-                    len: h.payload_len as u8, // at most 125: checked by frame::parse
-                },
                 received: 0,
             });
         }
@@ -558,46 +720,62 @@ impl Protocol {
                 limit: limits.max_frame_size,
             });
         }
-        let size = message.as_ref().map_or(0, |m| m.filled) as u64 + h.payload_len;
+        let filled = if partial.is_some() {
+            self.assembly.filled
+        } else {
+            0
+        };
+        let size = filled as u64 + h.payload_len;
         if size > limits.max_message_size as u64 {
             return Err(ProtocolError::MessageTooBig {
                 size,
                 limit: limits.max_message_size,
             });
         }
-        let size = size as usize; // at most max_message_size, a usize
-        let message = match (message, h.opcode) {
+        let len = h.payload_len as usize; // at most max_message_size, a usize
+        let partial = match (partial, h.opcode) {
             (None, OpCode::Continuation) => return Err(ProtocolError::UnexpectedContinuation),
             (Some(_), OpCode::Text | OpCode::Binary) => {
                 return Err(ProtocolError::ExpectedContinuation)
             }
-            (Some(mut m), _) => {
-                m.frames += 1;
-                if m.frames > limits.max_fragments {
+            (Some(mut p), _) => {
+                p.frames += 1;
+                if p.frames > limits.max_fragments {
                     return Err(ProtocolError::TooManyFragments {
                         limit: limits.max_fragments,
                     });
                 }
-                // Grow geometrically, as `resize` would, but never past the
-                // message limit: the limit bounds memory_held(), not just len.
-                if size > m.data.capacity() {
-                    let capacity = size.max(2 * m.data.capacity());
-                    m.data
-                        .reserve_exact(capacity.min(limits.max_message_size) - m.data.len());
-                }
-                m.data.resize(size, 0);
-                m
+                p
             }
-            (None, opcode) => Partial {
-                text: opcode == OpCode::Text,
-                data: vec![0; size],
-                filled: 0,
-                utf8: Utf8Validator::new(),
-                frames: 1,
-            },
+            (None, opcode) => {
+                let text = opcode == OpCode::Text;
+                if h.fin && len <= self.buf.size {
+                    // Small and whole: wait for it in the read buffer.
+                    return Ok(State::Inline {
+                        text,
+                        len,
+                        checked: 0,
+                        mask: h.mask,
+                        utf8: Utf8Validator::new(),
+                    });
+                }
+                // A new message: reuse the assembly buffer unless it is
+                // large and this message is much smaller.
+                self.assembly.filled = 0;
+                if self.assembly.bytes.len() > KEEP_ASSEMBLY && len < self.assembly.bytes.len() / 4
+                {
+                    self.assembly = Assembly::default();
+                }
+                Partial {
+                    text,
+                    utf8: Utf8Validator::new(),
+                    frames: 1,
+                }
+            }
         };
+        self.assembly.reserve(len, limits.max_message_size);
         Ok(State::Data {
-            message,
+            partial,
             frame: DataFrame {
                 remaining: h.payload_len,
                 mask: h.mask,
@@ -606,6 +784,15 @@ impl Protocol {
             },
         })
     }
+}
+
+/// Checks a completed text message (fragments were checked as they came;
+/// this also catches a message that ends inside a character).
+fn check_text(text: bool, bytes: &[u8]) -> Result<(), ProtocolError> {
+    if text && std::str::from_utf8(bytes).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(())
 }
 
 /// Reads a close frame's status code and reason.
@@ -749,8 +936,57 @@ mod tests {
         let events = run(&mut proto, &[]).unwrap();
         assert_eq!(events.len(), 100);
         assert_eq!(events[99], Event::Message(Message::Binary(vec![99; 100])));
-        // The buffer went back to its configured size.
+        // Before the next read, the buffer goes back to its configured size.
+        proto.read_buf();
         assert!(proto.memory_held() <= Limits::default().read_buffer_size);
+    }
+
+    #[test]
+    fn message_ref_borrows_small_messages_in_place_and_large_ones_from_the_assembly() {
+        let mut proto = server();
+        let mut bytes = client_frame(0x81, "small €".as_bytes());
+        let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        bytes.extend(client_frame(0x02, &big[..6000]));
+        bytes.extend(client_frame(0x89, b"ping"));
+        bytes.extend(client_frame(0x80, &big[6000..]));
+        let mut rest = &bytes[..];
+        let mut seen = Vec::new();
+        loop {
+            while let Some(event) = proto.poll().unwrap() {
+                match event {
+                    Event::Message(()) => seen.push(proto.message_ref().unwrap().to_message()),
+                    Event::Ping(p) => assert_eq!(&*p, b"ping"),
+                    other => panic!("{other:?}"),
+                }
+            }
+            if rest.is_empty() {
+                break;
+            }
+            let n = proto.feed(rest);
+            rest = &rest[n..];
+        }
+        assert_eq!(seen, vec![Message::Text("small €".into()), Message::Binary(big)]);
+        // The assembly buffer is kept for the next message, and freed by shrink().
+        assert!(proto.memory_held() >= 10_000);
+        proto.shrink();
+        assert!(proto.memory_held() <= Limits::default().read_buffer_size);
+    }
+
+    #[test]
+    fn a_small_text_frame_arriving_in_pieces_is_checked_as_it_comes() {
+        let bytes = client_frame(0x81, b"ok \xff and more");
+        let mut proto = server();
+        assert_eq!(run(&mut proto, &bytes[..6 + 3]), Ok(vec![]));
+        assert_eq!(run(&mut proto, &bytes[6 + 3..6 + 4]), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn take_message_moves_an_assembled_message_out() {
+        let payload = vec![5u8; 50_000];
+        let mut proto = server();
+        let events = run(&mut proto, &client_frame(0x82, &payload)).unwrap();
+        assert_eq!(events, vec![Event::Message(Message::Binary(payload))]);
+        assert!(proto.message_ref().is_none(), "taken: nothing left to borrow");
     }
 
     #[test]

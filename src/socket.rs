@@ -11,7 +11,7 @@ use crate::mask::apply_mask;
 use crate::protocol::{Event, Protocol, Role};
 use crate::random::OsRandom;
 use crate::timers::{Keepalive, TimerAction, Timers};
-use crate::{CloseCode, CloseFrame, Error, Limits, Message, Status};
+use crate::{CloseCode, CloseFrame, Error, Limits, Message, MessageRef, Status};
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -174,8 +174,10 @@ impl Sender {
         self.shared.send(OpCode::Binary, Payload::Borrowed(data))
     }
 
-    /// Sends a message shared by reference, as a broadcast does.
-    pub fn send_ref(&self, msg: &Message) -> Result<(), Error> {
+    /// Sends a borrowed message, such as one from [`WebSocket::recv_ref`]
+    /// or a broadcast shared by every client.
+    pub fn send_ref<'m>(&self, msg: impl Into<MessageRef<'m>>) -> Result<(), Error> {
+        let msg = msg.into();
         self.shared
             .send(opcode_of(msg), Payload::Borrowed(msg.as_bytes()))
     }
@@ -217,10 +219,10 @@ enum Payload<'a> {
     Owned(Vec<u8>),
 }
 
-fn opcode_of(msg: &Message) -> OpCode {
-    match msg {
-        Message::Text(_) => OpCode::Text,
-        Message::Binary(_) => OpCode::Binary,
+fn opcode_of<'m>(msg: impl Into<MessageRef<'m>>) -> OpCode {
+    match msg.into() {
+        MessageRef::Text(_) => OpCode::Text,
+        MessageRef::Binary(_) => OpCode::Binary,
     }
 }
 
@@ -416,13 +418,43 @@ impl<S: Read + Write> WebSocket<S> {
     /// Pings are answered with pongs and a close frame is echoed here. On a
     /// protocol error the connection is failed with the matching close code
     /// (1002, 1007 or 1009) and the error returned.
+    #[inline]
     pub fn recv(&mut self) -> Result<Option<Message>, Error> {
+        Ok(match self.next_message()? {
+            true => self.proto.take_message(),
+            false => None,
+        })
+    }
+
+    /// Like [`WebSocket::recv`], but the message is borrowed from the
+    /// connection's buffers: no copy and no allocation. It lives until the
+    /// next call; to answer it, use a [`Sender`] (`ws.sender()`).
+    ///
+    /// ```no_run
+    /// # fn handler(mut ws: stdws::WebSocket<stdws::Stream>) -> Result<(), stdws::Error> {
+    /// let tx = ws.sender()?;
+    /// while let Some(msg) = ws.recv_ref()? {
+    ///     tx.send_ref(msg)?; // echo, copying nothing
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn recv_ref(&mut self) -> Result<Option<MessageRef<'_>>, Error> {
+        Ok(match self.next_message()? {
+            true => self.proto.message_ref(),
+            false => None,
+        })
+    }
+
+    /// Reads until a data message is ready (`true`) or the connection has
+    /// closed cleanly (`false`), answering pings and closes on the way.
+    fn next_message(&mut self) -> Result<bool, Error> {
         loop {
-            match self.proto.next_event() {
-                Ok(Some(Event::Message(msg))) => {
+            match self.proto.poll() {
+                Ok(Some(Event::Message(()))) => {
                     // Data after our close frame is read but not delivered (RFC 6455 1.4).
                     if !self.close_sent() {
-                        return Ok(Some(msg));
+                        return Ok(true);
                     }
                 }
                 Ok(Some(Event::Ping(payload))) => {
@@ -442,9 +474,9 @@ impl<S: Read + Write> WebSocket<S> {
                         other => other?,
                     }
                     self.peer_close = Some(frame);
-                    return Ok(None);
+                    return Ok(false);
                 }
-                Ok(None) if self.proto.is_closed() => return Ok(None),
+                Ok(None) if self.proto.is_closed() => return Ok(false),
                 Ok(None) => {
                     let n = match read_some(&mut self.stream, self.proto.read_buf()) {
                         Ok(n) => n,
@@ -456,10 +488,9 @@ impl<S: Read + Write> WebSocket<S> {
                     };
                     if n == 0 {
                         // After our close, the peer may just hang up.
-                        return if self.close_sent() {
-                            Ok(None)
-                        } else {
-                            Err(Error::UnexpectedEof)
+                        return match self.close_sent() {
+                            true => Ok(false),
+                            false => Err(Error::UnexpectedEof),
                         };
                     }
                     if self.timers.is_active() {
@@ -481,6 +512,8 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// A read timed out: send a keepalive ping or give up, as the timers say.
     fn on_tick(&mut self) -> Result<(), Error> {
+        // Quiet for a tick: give back buffers grown for large messages.
+        self.proto.shrink();
         match self.timers.poll(Instant::now()) {
             TimerAction::Wait => Ok(()),
             // While closing, the "ping" only starts the wait for the reply.
@@ -523,6 +556,12 @@ impl<S: Read + Write> WebSocket<S> {
     /// Sends a text message from a borrowed string.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.send_frame(OpCode::Text, Payload::Borrowed(text.as_bytes()))
+    }
+
+    /// Sends a borrowed message.
+    pub fn send_ref<'m>(&mut self, msg: impl Into<MessageRef<'m>>) -> Result<(), Error> {
+        let msg = msg.into();
+        self.send_frame(opcode_of(msg), Payload::Borrowed(msg.as_bytes()))
     }
 
     /// Sends a binary message from a borrowed slice.

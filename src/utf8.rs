@@ -36,7 +36,7 @@ impl std::error::Error for Utf8Error {}
 /// let mut v = Utf8Validator::new();
 /// assert!(v.feed(&[0xce, 0xba, 0xf4, 0x90]).is_err()); // fails before the text ends
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Utf8Validator {
     /// Bytes validated and complete so far.
     valid: usize,

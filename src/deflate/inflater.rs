@@ -1,0 +1,845 @@
+//! Inflate: raw DEFLATE (RFC 1951) in, bytes out, resumable at any byte.
+//!
+//! [`Inflater::inflate`] takes the compressed bytes of one message in pieces
+//! of any size (frames, partial reads) and appends what they decode to into
+//! the caller's `Vec<u8>`, which never grows past a hard limit: the check is
+//! made before each write, so a small input that would inflate past the
+//! limit fails with [`InflateError::OutputLimit`] having allocated at most
+//! the limit. [`Inflater::finish_message`] ends the message the way RFC 7692
+//! section 7.2.2 says (by appending `00 00 FF FF`) and keeps the last
+//! 2^window_bits bytes for the next message unless context takeover is off.
+//!
+//! Decoding is table driven: a 10-bit primary table for literals and lengths
+//! and an 8-bit one for distances, with subtables for longer codes; the bit
+//! buffer is refilled 8 bytes at a time. A symbol, with its extra bits and
+//! its distance, is decoded whole or not at all, so running out of input
+//! never leaves a half-consumed symbol: the state kept between calls is the
+//! bit buffer and which part of which block comes next.
+
+use super::huffman::{self, CodeError, END, INVALID, LITERAL};
+use super::tables::{
+    CODE_LENGTH_ORDER, DIST_BASE, DIST_EXTRA, END_OF_BLOCK, FIXED_DIST_LENGTHS,
+    FIXED_LITLEN_LENGTHS, LENGTH_BASE, LENGTH_EXTRA,
+};
+use super::window::Window;
+use super::WindowBits;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// The four bytes every compressed message ends with before the sender
+/// strips them (RFC 7692 section 7.2.1), and the receiver puts back.
+pub const MESSAGE_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Width of the literal/length primary table.
+const LITLEN_ROOT: u32 = 10;
+/// Width of the distance primary table.
+const DIST_ROOT: u32 = 8;
+/// Width of the code-length table (code-length codes are at most 7 bits).
+const CODELEN_ROOT: u32 = 7;
+/// Most bits one literal/length symbol with its distance takes: 15 + 5 + 15 + 13.
+const MAX_SYMBOL_BITS: u32 = 48;
+/// Most a single output allocation step zero-fills ahead of the data.
+const MAX_SLACK: usize = 1 << 20;
+
+/// Why compressed data could not be inflated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InflateError {
+    /// A block header with type 3, which RFC 1951 reserves.
+    InvalidBlockType,
+    /// A stored block whose length's ones' complement is wrong.
+    StoredLengthMismatch {
+        /// The length field.
+        len: u16,
+        /// The complement field.
+        nlen: u16,
+    },
+    /// A dynamic block's code lengths do not describe a valid code: too many
+    /// codes, an over-subscribed or incomplete code, a repeat with nothing to
+    /// repeat or past the end, or no end-of-block code.
+    BadCodeLengths(&'static str),
+    /// A code that no valid stream contains: literal/length symbol 286 or
+    /// 287, distance symbol 30 or 31, or an unused code of an incomplete one.
+    InvalidSymbol,
+    /// A match reaching back further than the window or than the data
+    /// produced so far (the message plus the history kept before it).
+    DistanceTooFarBack {
+        /// The match's distance.
+        distance: usize,
+        /// The furthest back a match could reach at that point.
+        available: usize,
+    },
+    /// The inflated message would exceed the limit (close code 1009).
+    OutputLimit {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Bytes after the block marked final.
+    DataAfterFinalBlock,
+    /// The message ended inside a block: once `00 00 FF FF` is appended, the
+    /// data must end exactly at a block boundary.
+    Truncated,
+    /// The output buffer lost bytes this message had already produced
+    /// between two calls: a caller bug, since matches refer back into them.
+    OutputMismatch,
+}
+
+impl InflateError {
+    /// Whether this is the output limit, which a WebSocket reports with close
+    /// code 1009 rather than as invalid data.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, InflateError::OutputLimit { .. })
+    }
+}
+
+impl fmt::Display for InflateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InflateError::InvalidBlockType => f.write_str("invalid DEFLATE block type 3"),
+            InflateError::StoredLengthMismatch { len, nlen } => write!(
+                f,
+                "stored block length {len:#06x} does not match its complement {nlen:#06x}"
+            ),
+            InflateError::BadCodeLengths(why) => write!(f, "invalid Huffman code lengths: {why}"),
+            InflateError::InvalidSymbol => f.write_str("invalid Huffman code in compressed data"),
+            InflateError::DistanceTooFarBack {
+                distance,
+                available,
+            } => write!(
+                f,
+                "match distance {distance} reaches back further than the {available} bytes available"
+            ),
+            InflateError::OutputLimit { limit } => {
+                write!(f, "inflated message exceeds {limit} bytes")
+            }
+            InflateError::DataAfterFinalBlock => f.write_str("data after the final DEFLATE block"),
+            InflateError::Truncated => {
+                f.write_str("compressed message does not end at a DEFLATE block boundary")
+            }
+            InflateError::OutputMismatch => {
+                f.write_str("output buffer lost bytes of the message being inflated")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InflateError {}
+
+/// Bits of input not yet consumed, least significant first.
+///
+/// `n` bits are counted; bits above them are either zero or the true next
+/// bits of the stream (an 8-byte refill loads more than it counts), so
+/// reloading them is harmless.
+#[derive(Clone, Copy, Debug, Default)]
+struct BitReader {
+    buf: u64,
+    n: u32,
+}
+
+impl BitReader {
+    /// Tops the buffer up to at least 56 bits, or takes all the input left.
+    #[inline(always)]
+    fn refill(&mut self, input: &[u8], pos: &mut usize) {
+        if let Some(word) = input.get(*pos..*pos + 8) {
+            let mut bytes = [0; 8];
+            bytes.copy_from_slice(word);
+            self.buf |= u64::from_le_bytes(bytes) << self.n;
+            *pos += ((63 - self.n) >> 3) as usize;
+            self.n |= 56;
+        } else {
+            while self.n <= 56 && *pos < input.len() {
+                self.buf |= u64::from(input[*pos]) << self.n;
+                *pos += 1;
+                self.n += 8;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn peek(&self, k: u32) -> u64 {
+        self.buf & ((1 << k) - 1)
+    }
+
+    #[inline(always)]
+    fn consume(&mut self, k: u32) {
+        self.buf >>= k;
+        self.n -= k;
+    }
+
+    #[inline(always)]
+    fn take(&mut self, k: u32) -> u64 {
+        let v = self.peek(k);
+        self.consume(k);
+        v
+    }
+
+    /// Drops the bits up to the next byte boundary.
+    fn align(&mut self) {
+        let k = self.n % 8;
+        self.consume(k);
+    }
+
+    /// Clears the bits above the counted ones, before input is read directly.
+    fn clear_uncounted(&mut self) {
+        self.buf &= (1u64 << self.n) - 1;
+    }
+}
+
+/// Where the decoder is in the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Next comes a block header.
+    Header,
+    /// Next come a stored block's LEN and NLEN (byte aligned).
+    StoredLen,
+    /// Inside a stored block, with this many bytes to copy.
+    Stored(usize),
+    /// Next come a dynamic block's HLIT, HDIST and HCLEN.
+    DynamicCounts,
+    /// Reading the code-length code's lengths; this many read.
+    CodeLengthLengths(usize),
+    /// Reading the literal/length and distance code lengths; this many read.
+    CodeLengths(usize),
+    /// Inside a fixed (true) or dynamic (false) Huffman block.
+    Codes(bool),
+    /// The final block has ended: only padding may follow in this message.
+    Done,
+}
+
+/// The fixed code's decoding tables, built once for the whole process.
+fn fixed_tables() -> &'static (Vec<u32>, Vec<u32>) {
+    static TABLES: OnceLock<(Vec<u32>, Vec<u32>)> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let (mut lit, mut dist) = (Vec::new(), Vec::new());
+        // Both codes are complete: building cannot fail.
+        let _ = huffman::build_decode_table(
+            &FIXED_LITLEN_LENGTHS,
+            LITLEN_ROOT,
+            litlen_kind,
+            false,
+            &mut lit,
+        );
+        let _ =
+            huffman::build_decode_table(&FIXED_DIST_LENGTHS, DIST_ROOT, dist_kind, false, &mut dist);
+        (lit, dist)
+    })
+}
+
+fn litlen_kind(sym: usize) -> u32 {
+    match sym {
+        0..=255 => huffman::kind(sym as u32, LITERAL),
+        END_OF_BLOCK => huffman::kind(0, END),
+        257..=285 => huffman::kind(
+            u32::from(LENGTH_BASE[sym - 257]),
+            u32::from(LENGTH_EXTRA[sym - 257]),
+        ),
+        _ => huffman::kind(0, INVALID),
+    }
+}
+
+fn dist_kind(sym: usize) -> u32 {
+    match sym {
+        0..=29 => huffman::kind(u32::from(DIST_BASE[sym]), u32::from(DIST_EXTRA[sym])),
+        _ => huffman::kind(0, INVALID),
+    }
+}
+
+fn code_error(e: CodeError, which: &'static str) -> InflateError {
+    InflateError::BadCodeLengths(match (e, which) {
+        (CodeError::Oversubscribed, "litlen") => "over-subscribed literal/length code",
+        (CodeError::Oversubscribed, "dist") => "over-subscribed distance code",
+        (CodeError::Oversubscribed, _) => "over-subscribed code-length code",
+        (CodeError::Incomplete, "litlen") => "incomplete literal/length code",
+        (CodeError::Incomplete, "dist") => "incomplete distance code",
+        (CodeError::Incomplete, _) => "incomplete code-length code",
+    })
+}
+
+/// The caller's output vector while a call runs: `buf[..pos]` is real output,
+/// `buf[pos..]` zero-filled room not yet written (cut off when the call ends).
+struct Output<'a> {
+    buf: &'a mut Vec<u8>,
+    pos: usize,
+    /// Where the current message starts in `buf`.
+    start: usize,
+    limit: usize,
+    /// How much room to add when more is needed; doubles each time, so the
+    /// zero-filling is linear in the output, not in the number of calls.
+    slack: usize,
+}
+
+impl Output<'_> {
+    /// Makes room for `need` more bytes, failing if that passes the limit.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, need: usize) -> Result<(), InflateError> {
+        let end = self.pos.saturating_add(need);
+        if end > self.limit {
+            return Err(InflateError::OutputLimit { limit: self.limit });
+        }
+        let target = end.max(self.pos.saturating_add(self.slack)).min(self.limit);
+        self.slack = (self.slack * 2).min(MAX_SLACK);
+        if target > self.buf.capacity() {
+            // Geometric growth, as Vec's own, but never past the limit.
+            let capacity = target
+                .max(self.buf.capacity().saturating_mul(2))
+                .min(self.limit);
+            self.buf.reserve_exact(capacity - self.buf.len());
+        }
+        self.buf.resize(target, 0);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn push(&mut self, byte: u8) -> Result<(), InflateError> {
+        if self.pos == self.buf.len() {
+            self.grow(1)?;
+        }
+        self.buf[self.pos] = byte;
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), InflateError> {
+        if self.buf.len() - self.pos < bytes.len() {
+            self.grow(bytes.len())?;
+        }
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+        Ok(())
+    }
+
+    /// Copies `length` bytes from `distance` back, after checking that the
+    /// distance is within the window and the data produced.
+    #[inline(always)]
+    fn copy_match(
+        &mut self,
+        distance: usize,
+        length: usize,
+        window: &Window,
+        max_distance: usize,
+    ) -> Result<(), InflateError> {
+        let produced = self.pos - self.start;
+        if distance > produced || distance > max_distance {
+            return self.copy_from_window(distance, length, window, max_distance);
+        }
+        if self.buf.len() - self.pos < length + 16 {
+            self.grow(length + 16).or_else(|_| self.grow(length))?;
+        }
+        let src = self.pos - distance;
+        if distance >= 16 && self.buf.len() - self.pos >= length + 16 {
+            // 16 bytes at a time, possibly past the end of the match (into
+            // room not yet written); each chunk reads only bytes already
+            // written since the distance is at least 16.
+            let mut i = 0;
+            while i < length {
+                let mut chunk = [0; 16];
+                chunk.copy_from_slice(&self.buf[src + i..src + i + 16]);
+                self.buf[self.pos + i..self.pos + i + 16].copy_from_slice(&chunk);
+                i += 16;
+            }
+            self.pos += length;
+        } else {
+            self.copy_within_output(src, length);
+        }
+        Ok(())
+    }
+
+    /// Copies `length` bytes from `src` to the end, repeating the pattern
+    /// when they overlap (as LZ77 means it); the room must be there.
+    fn copy_within_output(&mut self, src: usize, length: usize) {
+        let distance = self.pos - src;
+        if distance == 1 {
+            let byte = self.buf[src];
+            self.buf[self.pos..self.pos + length].fill(byte);
+        } else {
+            // Each copy doubles the repeated span: O(log) copies.
+            let mut done = 0;
+            while done < length {
+                let n = (distance + done).min(length - done);
+                self.buf.copy_within(src..src + n, self.pos + done);
+                done += n;
+            }
+        }
+        self.pos += length;
+    }
+
+    /// A match that starts in the history kept from earlier messages.
+    #[cold]
+    #[inline(never)]
+    fn copy_from_window(
+        &mut self,
+        distance: usize,
+        length: usize,
+        window: &Window,
+        max_distance: usize,
+    ) -> Result<(), InflateError> {
+        let produced = self.pos - self.start;
+        let available = (produced + window.len()).min(max_distance);
+        if distance > available {
+            return Err(InflateError::DistanceTooFarBack {
+                distance,
+                available,
+            });
+        }
+        if self.buf.len() - self.pos < length {
+            self.grow(length)?;
+        }
+        let back = distance - produced;
+        let from_window = back.min(length);
+        window.copy_to(back, &mut self.buf[self.pos..self.pos + from_window]);
+        self.pos += from_window;
+        if length > from_window {
+            // The rest starts at the message's first byte.
+            self.copy_within_output(self.start, length - from_window);
+        }
+        Ok(())
+    }
+}
+
+/// Decodes one message's compressed data after another, keeping the LZ77
+/// window between them (context takeover) unless told not to.
+///
+/// ```
+/// use stdws::deflate::{Inflater, WindowBits};
+/// let mut inflater = Inflater::new(WindowBits::MAX);
+/// let mut out = Vec::new();
+/// // RFC 7692 7.2.3.1: "Hello", compressed and with the tail stripped.
+/// inflater.inflate(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 1024).unwrap();
+/// inflater.finish_message(&mut out, 1024).unwrap();
+/// assert_eq!(out, b"Hello");
+/// // 7.2.3.2: the same message again, now a reference into the window.
+/// let mut again = Vec::new();
+/// inflater.inflate(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut again, 1024).unwrap();
+/// inflater.finish_message(&mut again, 1024).unwrap();
+/// assert_eq!(again, b"Hello");
+/// ```
+///
+/// Memory: the window, 2^window_bits bytes, allocated when the first message
+/// ends with context takeover on (never with it off), plus about 7 KiB of
+/// decoding tables. The fixed code's tables are shared by every inflater.
+#[derive(Clone, Debug)]
+pub struct Inflater {
+    max_distance: usize,
+    context_takeover: bool,
+    state: State,
+    /// The last block header had BFINAL set.
+    last: bool,
+    bits: BitReader,
+    window: Window,
+    /// Bytes the current message has produced so far (at the end of the output).
+    produced: usize,
+    hlit: usize,
+    hdist: usize,
+    hclen: usize,
+    lens: [u8; 320],
+    codelen_table: Vec<u32>,
+    litlen_table: Vec<u32>,
+    dist_table: Vec<u32>,
+    /// Errors are final: every later call gives the same one.
+    failed: Option<InflateError>,
+}
+
+impl Inflater {
+    /// An inflater for data compressed with a window of at most
+    /// 2^`window_bits` bytes: matches reaching further back are errors, and
+    /// that much history is kept between messages.
+    pub fn new(window_bits: WindowBits) -> Self {
+        Inflater {
+            max_distance: window_bits.size(),
+            context_takeover: true,
+            state: State::Header,
+            last: false,
+            bits: BitReader::default(),
+            window: Window::new(window_bits.size()),
+            produced: 0,
+            hlit: 0,
+            hdist: 0,
+            hclen: 0,
+            lens: [0; 320],
+            codelen_table: Vec::new(),
+            litlen_table: Vec::new(),
+            dist_table: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Whether the history of one message is kept for the next (the default).
+    /// Off, each message is inflated on its own, as when the peer agreed to
+    /// `*_no_context_takeover`, and no window memory is ever allocated.
+    pub fn set_context_takeover(&mut self, keep: bool) {
+        self.context_takeover = keep;
+        if !keep {
+            self.window.clear();
+        }
+    }
+
+    /// Forgets everything: the history, any message in progress and any
+    /// error. Keeps the allocations.
+    pub fn reset(&mut self) {
+        self.window.clear();
+        self.state = State::Header;
+        self.bits = BitReader::default();
+        self.produced = 0;
+        self.failed = None;
+    }
+
+    /// Bytes of memory this inflater holds now (the output is the caller's).
+    pub fn memory_held(&self) -> usize {
+        self.window.capacity()
+            + 4 * (self.codelen_table.capacity()
+                + self.litlen_table.capacity()
+                + self.dist_table.capacity())
+            + std::mem::size_of::<Self>()
+    }
+
+    /// Inflates the next piece of the current message's compressed data,
+    /// appending the output to `out`, which never grows past `limit` bytes
+    /// (length and capacity): over it, [`InflateError::OutputLimit`].
+    ///
+    /// Pieces may be split anywhere; every byte given is consumed. Between
+    /// the calls for one message `out` must keep what they appended (matches
+    /// refer back into it). Once this returns an error, so does every call
+    /// until [`Inflater::reset`].
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if out.len() < self.produced {
+            return self.fail(InflateError::OutputMismatch);
+        }
+        let start = out.len() - self.produced;
+        let mut output = Output {
+            pos: out.len(),
+            buf: out,
+            start,
+            limit,
+            slack: input.len().saturating_mul(4).saturating_add(64).min(MAX_SLACK),
+        };
+        let result = self.run(input, &mut output);
+        let end = output.pos;
+        out.truncate(end);
+        self.produced = end - start;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Ends the current message: inflates the `00 00 FF FF` tail RFC 7692
+    /// strips (unless the message ended with a final block), checks that the
+    /// data ended at a block boundary, and keeps the message's last bytes as
+    /// history for the next one (with context takeover on).
+    pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
+        if self.state != State::Done {
+            self.inflate(&MESSAGE_TAIL, out, limit)?;
+        }
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let at_boundary = match self.state {
+            State::Done => true,
+            State::Header => self.bits.n == 0,
+            _ => false,
+        };
+        if !at_boundary {
+            return self.fail(InflateError::Truncated);
+        }
+        if out.len() < self.produced {
+            return self.fail(InflateError::OutputMismatch);
+        }
+        if self.context_takeover {
+            self.window.push(&out[out.len() - self.produced..]);
+        }
+        self.produced = 0;
+        self.state = State::Header;
+        self.bits = BitReader::default();
+        Ok(())
+    }
+
+    fn fail(&mut self, e: InflateError) -> Result<(), InflateError> {
+        self.failed = Some(e.clone());
+        Err(e)
+    }
+
+    /// Runs the state machine until the input is used up (`Ok`) or an error.
+    fn run(&mut self, input: &[u8], out: &mut Output) -> Result<(), InflateError> {
+        let mut pos = 0;
+        loop {
+            match self.state {
+                State::Header => {
+                    self.bits.refill(input, &mut pos);
+                    if self.bits.n < 3 {
+                        return Ok(());
+                    }
+                    let header = self.bits.take(3);
+                    self.last = header & 1 == 1;
+                    self.state = match header >> 1 {
+                        0 => {
+                            self.bits.align();
+                            State::StoredLen
+                        }
+                        1 => State::Codes(true),
+                        2 => State::DynamicCounts,
+                        _ => return Err(InflateError::InvalidBlockType),
+                    };
+                }
+                State::StoredLen => {
+                    self.bits.refill(input, &mut pos);
+                    if self.bits.n < 32 {
+                        return Ok(());
+                    }
+                    let v = self.bits.take(32);
+                    let (len, nlen) = (v as u16, (v >> 16) as u16);
+                    if len != !nlen {
+                        return Err(InflateError::StoredLengthMismatch { len, nlen });
+                    }
+                    self.state = State::Stored(usize::from(len));
+                }
+                State::Stored(mut remaining) => {
+                    // Whole bytes still in the bit buffer first, then the input.
+                    while remaining > 0 && self.bits.n >= 8 {
+                        out.push(self.bits.take(8) as u8)?;
+                        remaining -= 1;
+                    }
+                    if remaining > 0 {
+                        self.bits.clear_uncounted();
+                        let n = remaining.min(input.len() - pos);
+                        out.extend(&input[pos..pos + n])?;
+                        pos += n;
+                        remaining -= n;
+                    }
+                    if remaining > 0 {
+                        self.state = State::Stored(remaining);
+                        return Ok(());
+                    }
+                    self.end_block();
+                }
+                State::DynamicCounts => {
+                    self.bits.refill(input, &mut pos);
+                    if self.bits.n < 14 {
+                        return Ok(());
+                    }
+                    let v = self.bits.take(14) as usize;
+                    self.hlit = 257 + (v & 0x1f);
+                    self.hdist = 1 + ((v >> 5) & 0x1f);
+                    self.hclen = 4 + (v >> 10);
+                    if self.hlit > 286 || self.hdist > 30 {
+                        return Err(InflateError::BadCodeLengths(
+                            "more than 286 literal/length or 30 distance codes",
+                        ));
+                    }
+                    self.lens[..19].fill(0);
+                    self.state = State::CodeLengthLengths(0);
+                }
+                State::CodeLengthLengths(mut i) => {
+                    while i < self.hclen {
+                        self.bits.refill(input, &mut pos);
+                        if self.bits.n < 3 {
+                            self.state = State::CodeLengthLengths(i);
+                            return Ok(());
+                        }
+                        self.lens[CODE_LENGTH_ORDER[i]] = self.bits.take(3) as u8;
+                        i += 1;
+                    }
+                    huffman::build_decode_table(
+                        &self.lens[..19],
+                        CODELEN_ROOT,
+                        |sym| huffman::kind(sym as u32, LITERAL),
+                        false,
+                        &mut self.codelen_table,
+                    )
+                    .map_err(|e| code_error(e, "codelen"))?;
+                    self.state = State::CodeLengths(0);
+                }
+                State::CodeLengths(i) => {
+                    let done = self.read_code_lengths(i, input, &mut pos)?;
+                    if !done {
+                        return Ok(());
+                    }
+                    self.build_tables()?;
+                    self.state = State::Codes(false);
+                }
+                State::Codes(fixed) => {
+                    let (litlen, dist) = if fixed {
+                        let tables = fixed_tables();
+                        (&tables.0[..], &tables.1[..])
+                    } else {
+                        (&self.litlen_table[..], &self.dist_table[..])
+                    };
+                    let ended = decode_codes(
+                        litlen,
+                        dist,
+                        &mut self.bits,
+                        input,
+                        &mut pos,
+                        out,
+                        &self.window,
+                        self.max_distance,
+                    )?;
+                    if !ended {
+                        return Ok(());
+                    }
+                    self.end_block();
+                }
+                State::Done => {
+                    // Only the final byte's padding may follow the final block.
+                    if self.bits.n >= 8 || pos < input.len() {
+                        return Err(InflateError::DataAfterFinalBlock);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn end_block(&mut self) {
+        self.state = if self.last {
+            self.bits.align();
+            State::Done
+        } else {
+            State::Header
+        };
+    }
+
+    /// Reads code lengths from index `i`; `Ok(false)` when the input ran out
+    /// (the state records how far it got).
+    fn read_code_lengths(
+        &mut self,
+        mut i: usize,
+        input: &[u8],
+        pos: &mut usize,
+    ) -> Result<bool, InflateError> {
+        let total = self.hlit + self.hdist;
+        while i < total {
+            self.bits.refill(input, pos);
+            let entry = huffman::lookup(&self.codelen_table, CODELEN_ROOT, self.bits.buf);
+            let len = entry & 0xff;
+            let sym = (entry >> 16) as usize;
+            let extra = match sym {
+                16 => 2,
+                17 => 3,
+                18 => 7,
+                _ => 0,
+            };
+            if self.bits.n < len + extra {
+                self.state = State::CodeLengths(i);
+                return Ok(false);
+            }
+            self.bits.consume(len);
+            let x = self.bits.take(extra) as usize;
+            let (value, count) = match sym {
+                0..=15 => (sym as u8, 1),
+                16 if i == 0 => {
+                    return Err(InflateError::BadCodeLengths(
+                        "repeat of the previous length at the start",
+                    ))
+                }
+                16 => (self.lens[i - 1], 3 + x),
+                17 => (0, 3 + x),
+                _ => (0, 11 + x),
+            };
+            if i + count > total {
+                return Err(InflateError::BadCodeLengths(
+                    "code length repeat past the last code",
+                ));
+            }
+            self.lens[i..i + count].fill(value);
+            i += count;
+        }
+        Ok(true)
+    }
+
+    fn build_tables(&mut self) -> Result<(), InflateError> {
+        let (hlit, hdist) = (self.hlit, self.hdist);
+        if self.lens[END_OF_BLOCK] == 0 {
+            return Err(InflateError::BadCodeLengths("no end-of-block code"));
+        }
+        huffman::build_decode_table(
+            &self.lens[..hlit],
+            LITLEN_ROOT,
+            litlen_kind,
+            true,
+            &mut self.litlen_table,
+        )
+        .map_err(|e| code_error(e, "litlen"))?;
+        huffman::build_decode_table(
+            &self.lens[hlit..hlit + hdist],
+            DIST_ROOT,
+            dist_kind,
+            true,
+            &mut self.dist_table,
+        )
+        .map_err(|e| code_error(e, "dist"))
+    }
+}
+
+/// Decodes symbols of a Huffman block until its end (`Ok(true)`) or until
+/// the input runs out (`Ok(false)`, the symbol in progress unconsumed).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn decode_codes(
+    litlen: &[u32],
+    dist: &[u32],
+    bits: &mut BitReader,
+    input: &[u8],
+    pos: &mut usize,
+    out: &mut Output,
+    window: &Window,
+    max_distance: usize,
+) -> Result<bool, InflateError> {
+    let mask = |k: u32| (1u64 << k) - 1;
+    loop {
+        bits.refill(input, pos);
+        debug_assert!(bits.n >= MAX_SYMBOL_BITS || *pos == input.len());
+        let entry = huffman::lookup(litlen, LITLEN_ROOT, bits.buf);
+        let len = entry & 0xff;
+        let flags = (entry >> 8) & 0xff;
+        if flags == LITERAL {
+            if len > bits.n {
+                return Ok(false);
+            }
+            bits.consume(len);
+            out.push((entry >> 16) as u8)?;
+            continue;
+        }
+        if flags < INVALID {
+            // A length symbol; its extra bits, then the distance, all at once.
+            let need = len + flags;
+            if need > bits.n {
+                return Ok(false);
+            }
+            let length = (entry >> 16) as usize + ((bits.buf >> len) & mask(flags)) as usize;
+            let rest = bits.buf >> need;
+            let d = huffman::lookup(dist, DIST_ROOT, rest);
+            let dlen = d & 0xff;
+            let dflags = (d >> 8) & 0xff;
+            if dflags >= INVALID {
+                if need + dlen > bits.n {
+                    return Ok(false);
+                }
+                return Err(InflateError::InvalidSymbol);
+            }
+            let total = need + dlen + dflags;
+            if total > bits.n {
+                return Ok(false);
+            }
+            let distance = (d >> 16) as usize + ((rest >> dlen) & mask(dflags)) as usize;
+            bits.consume(total);
+            out.copy_match(distance, length, window, max_distance)?;
+            continue;
+        }
+        if len > bits.n {
+            return Ok(false);
+        }
+        bits.consume(len);
+        if flags == END {
+            return Ok(true);
+        }
+        return Err(InflateError::InvalidSymbol);
+    }
+}
