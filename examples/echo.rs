@@ -17,10 +17,11 @@ fn main() -> std::io::Result<()> {
     eprintln!("echo: listening on {}", server.local_addr());
     server.run(|mut ws| {
         // Zero-copy echo: each message is borrowed from the connection's
-        // buffers and written straight back through a Sender.
+        // buffers and queued on a Sender; the echoes of everything one read
+        // brought in leave together, before recv waits for more.
         let tx = ws.sender()?;
         while let Some(msg) = ws.recv_ref()? {
-            tx.send_ref(msg)?;
+            tx.feed(msg)?;
         }
         Ok(())
     })

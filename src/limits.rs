@@ -3,7 +3,8 @@
 /// Bounds on what a peer can make a connection hold.
 ///
 /// A connection holds at most `max_message_size` bytes of message plus its
-/// read buffer; everything else it keeps is a few hundred bytes.
+/// read buffer (at most 64 KiB, or `read_buffer_size` if larger); everything
+/// else it keeps is a few hundred bytes.
 ///
 /// ```
 /// let limits = stdws::Limits { max_message_size: 64 * 1024, ..stdws::Limits::default() };
@@ -25,8 +26,11 @@ pub struct Limits {
     pub max_head_size: usize,
     /// Most header lines in a request head; over it, `431`. Default 64.
     pub max_headers: usize,
-    /// Initial size of the read buffer. Default 4 KiB. Payloads larger than
-    /// the buffer are read straight into the message, so it need not grow.
+    /// Initial size of the read buffer. Default 4 KiB. While reads keep
+    /// filling it (pipelined traffic) it doubles, up to 64 KiB, and it goes
+    /// back to this size when the connection is idle. Payloads larger than
+    /// this are read straight into their message; smaller single-frame
+    /// messages are unmasked and delivered in place.
     pub read_buffer_size: usize,
 }
 

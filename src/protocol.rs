@@ -311,13 +311,25 @@ impl Assembly {
 
 /// Bytes read but not yet parsed. Once events are drained it holds at most
 /// part of a header, or part of one small frame waiting to complete.
+///
+/// It starts at the configured size and doubles, up to [`READ_BUFFER_MAX`],
+/// while reads fill it (pipelined traffic: fewer system calls); it returns
+/// to the configured size when the connection goes idle.
 #[derive(Clone, Debug)]
 struct ReadBuffer {
     bytes: Vec<u8>,
     start: usize,
     end: usize,
+    /// The configured size: the smallest, and the limit for in-place messages.
     size: usize,
+    /// The size to have at the next reallocation.
+    target: usize,
 }
+
+/// The most the read buffer grows to under pipelined traffic (or the
+/// configured size, if larger). With `max_message_size`, it bounds what a
+/// receiver holds.
+pub const READ_BUFFER_MAX: usize = 64 << 10;
 
 impl ReadBuffer {
     fn filled(&self) -> &[u8] {
@@ -334,13 +346,14 @@ impl ReadBuffer {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.bytes.len() > self.size {
-                // It grew to take bytes read with the handshake: shrink back.
+            if self.bytes.len() != self.target {
+                // Empty: resize for free (grow for traffic, or shrink back
+                // after bytes read with the handshake or a busy spell).
                 self.bytes = Vec::new();
             }
         }
         if self.bytes.is_empty() {
-            self.bytes = vec![0; self.size.max(frame::MAX_HEADER_LEN)];
+            self.bytes = vec![0; self.target];
         }
         if self.end == self.bytes.len() && self.start > 0 {
             self.bytes.copy_within(self.start..self.end, 0);
@@ -405,7 +418,8 @@ impl Protocol {
                 bytes,
                 start: 0,
                 end: received.len(),
-                size: limits.read_buffer_size,
+                size: limits.read_buffer_size.max(frame::MAX_HEADER_LEN),
+                target: limits.read_buffer_size.max(frame::MAX_HEADER_LEN),
             },
             assembly: Assembly::default(),
             state: State::Header { partial: None },
@@ -466,7 +480,14 @@ impl Protocol {
                     self.pending_error = Some(e);
                 }
             }
-            _ => self.buf.end = (self.buf.end + n).min(self.buf.bytes.len()),
+            _ => {
+                let buf = &mut self.buf;
+                if buf.end + n >= buf.bytes.len() && buf.target < READ_BUFFER_MAX {
+                    // The read filled the buffer: more is probably waiting.
+                    buf.target = (buf.target * 2).min(READ_BUFFER_MAX);
+                }
+                buf.end = (buf.end + n).min(buf.bytes.len());
+            }
         }
         self.target = ReadTarget::Buffer;
     }
@@ -481,12 +502,20 @@ impl Protocol {
         n
     }
 
-    /// Bytes this receiver holds right now: its read buffer and assembly buffer.
+    /// Bytes this receiver holds right now: [`Protocol::message_memory`]
+    /// plus its read buffer (at most [`READ_BUFFER_MAX`], or the configured
+    /// size if larger, once handshake leftovers are drained).
     pub fn memory_held(&self) -> usize {
-        self.buf.bytes.capacity() + self.assembly.bytes.capacity()
+        self.buf.bytes.capacity() + self.message_memory()
     }
 
-    /// Frees buffers grown for large messages; call it when the connection is idle.
+    /// Bytes held for assembling messages: never more than `max_message_size`.
+    pub fn message_memory(&self) -> usize {
+        self.assembly.bytes.capacity()
+    }
+
+    /// Frees buffers grown for large messages or busy spells (the read
+    /// buffer shrinks before the next read); call it when the connection is idle.
     pub fn shrink(&mut self) {
         let assembling = matches!(
             self.state,
@@ -500,6 +529,7 @@ impl Protocol {
         if !assembling && self.ready.is_none() {
             self.assembly = Assembly::default();
         }
+        self.buf.target = self.buf.size;
     }
 
     /// The next event from the bytes received so far, with the message
@@ -965,10 +995,14 @@ mod tests {
             let n = proto.feed(rest);
             rest = &rest[n..];
         }
-        assert_eq!(seen, vec![Message::Text("small €".into()), Message::Binary(big)]);
+        assert_eq!(
+            seen,
+            vec![Message::Text("small €".into()), Message::Binary(big)]
+        );
         // The assembly buffer is kept for the next message, and freed by shrink().
         assert!(proto.memory_held() >= 10_000);
         proto.shrink();
+        proto.read_buf(); // the read buffer shrinks before the next read
         assert!(proto.memory_held() <= Limits::default().read_buffer_size);
     }
 
@@ -977,7 +1011,10 @@ mod tests {
         let bytes = client_frame(0x81, b"ok \xff and more");
         let mut proto = server();
         assert_eq!(run(&mut proto, &bytes[..6 + 3]), Ok(vec![]));
-        assert_eq!(run(&mut proto, &bytes[6 + 3..6 + 4]), Err(ProtocolError::InvalidUtf8));
+        assert_eq!(
+            run(&mut proto, &bytes[6 + 3..6 + 4]),
+            Err(ProtocolError::InvalidUtf8)
+        );
     }
 
     #[test]
@@ -986,7 +1023,10 @@ mod tests {
         let mut proto = server();
         let events = run(&mut proto, &client_frame(0x82, &payload)).unwrap();
         assert_eq!(events, vec![Event::Message(Message::Binary(payload))]);
-        assert!(proto.message_ref().is_none(), "taken: nothing left to borrow");
+        assert!(
+            proto.message_ref().is_none(),
+            "taken: nothing left to borrow"
+        );
     }
 
     #[test]

@@ -97,10 +97,7 @@ impl<T: DuplexStream> Sink for T {
 #[derive(Debug)]
 enum Outbound {
     /// To the WebSocket's own stream; no other thread sends.
-    Own {
-        close_sent: bool,
-        rng: Option<Box<OsRandom>>,
-    },
+    Own { close_sent: bool, out: Outgoing },
     /// Through a lock shared with [`Sender`]s.
     Shared(Arc<Shared>),
 }
@@ -111,13 +108,15 @@ struct Shared {
     out: Mutex<SharedOut>,
     /// Set (under `out`) when a close frame has gone out; after it, nothing does.
     close_sent: AtomicBool,
+    /// Set (under `out`) while fed frames wait; lets readers skip the lock.
+    pending: AtomicBool,
     /// A second handle, to shut the stream down while a writer is blocked on it.
     shutter: Box<dyn Sink>,
 }
 
 struct SharedOut {
     sink: Box<dyn Sink>,
-    rng: Option<Box<OsRandom>>,
+    out: Outgoing,
 }
 
 impl fmt::Debug for Shared {
@@ -129,18 +128,35 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    fn send(&self, opcode: OpCode, payload: Payload<'_>) -> Result<(), Error> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SharedOut> {
         // A writer that panicked mid-frame poisoned nothing we rely on: the
-        // close flag below still guards the stream.
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        // close flag still guards the stream.
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, opcode: OpCode, payload: Payload<'_>, flush: bool) -> Result<(), Error> {
+        let mut guard = self.lock();
         if self.close_sent.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         if opcode == OpCode::Close {
             self.close_sent.store(true, Ordering::Release);
         }
-        let SharedOut { sink, rng } = &mut *out;
-        write_frame(sink, rng, opcode, payload)
+        let SharedOut { sink, out } = &mut *guard;
+        let result = out.frame(sink, opcode, payload, flush);
+        self.pending.store(out.has_pending(), Ordering::Release);
+        result
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        if !self.pending.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut guard = self.lock();
+        let SharedOut { sink, out } = &mut *guard;
+        let result = out.flush(sink);
+        self.pending.store(out.has_pending(), Ordering::Release);
+        result
     }
 }
 
@@ -160,18 +176,20 @@ impl Sender {
     pub fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
         let opcode = opcode_of(&msg);
-        self.shared.send(opcode, Payload::Owned(msg.into_bytes()))
+        self.shared
+            .send(opcode, Payload::Owned(msg.into_bytes()), true)
     }
 
     /// Sends a text message from a borrowed string.
     pub fn send_text(&self, text: &str) -> Result<(), Error> {
         self.shared
-            .send(OpCode::Text, Payload::Borrowed(text.as_bytes()))
+            .send(OpCode::Text, Payload::Borrowed(text.as_bytes()), true)
     }
 
     /// Sends a binary message from a borrowed slice.
     pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
-        self.shared.send(OpCode::Binary, Payload::Borrowed(data))
+        self.shared
+            .send(OpCode::Binary, Payload::Borrowed(data), true)
     }
 
     /// Sends a borrowed message, such as one from [`WebSocket::recv_ref`]
@@ -179,20 +197,41 @@ impl Sender {
     pub fn send_ref<'m>(&self, msg: impl Into<MessageRef<'m>>) -> Result<(), Error> {
         let msg = msg.into();
         self.shared
-            .send(opcode_of(msg), Payload::Borrowed(msg.as_bytes()))
+            .send(opcode_of(msg), Payload::Borrowed(msg.as_bytes()), true)
+    }
+
+    /// Queues a message to go out with the next flush, so that replies to
+    /// pipelined requests leave in one write instead of one each.
+    ///
+    /// Queued frames go out at the latest when the connection's own `recv`
+    /// is about to wait for input, when the queue passes 64 KiB, or on the
+    /// next `send` or [`Sender::flush`]. From another thread, call `flush`.
+    pub fn feed<'m>(&self, msg: impl Into<MessageRef<'m>>) -> Result<(), Error> {
+        let msg = msg.into();
+        self.shared
+            .send(opcode_of(msg), Payload::Borrowed(msg.as_bytes()), false)
+    }
+
+    /// Writes every queued message now.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.shared.flush()
     }
 
     /// Sends a ping with up to 125 bytes of payload.
     pub fn ping(&self, payload: &[u8]) -> Result<(), Error> {
         check_control(payload)?;
-        self.shared.send(OpCode::Ping, Payload::Borrowed(payload))
+        self.shared
+            .send(OpCode::Ping, Payload::Borrowed(payload), true)
     }
 
     /// Sends a close frame. The connection's reader sees the peer's reply and
     /// ends; closing twice is a no-op.
     pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         let payload = close_payload(code, reason)?;
-        match self.shared.send(OpCode::Close, Payload::Borrowed(&payload)) {
+        match self
+            .shared
+            .send(OpCode::Close, Payload::Borrowed(&payload), true)
+        {
             Err(Error::Closed) => Ok(()),
             other => other,
         }
@@ -246,48 +285,117 @@ fn close_payload(code: CloseCode, reason: &str) -> Result<Vec<u8>, Error> {
     Ok(payload)
 }
 
-/// Writes one complete frame: a server's straight from `payload`, a client's
-/// masked with a fresh key (in place when the payload is owned).
-fn write_frame<W: Write + ?Sized>(
-    stream: &mut W,
-    rng: &mut Option<Box<OsRandom>>,
-    opcode: OpCode,
-    payload: Payload<'_>,
-) -> Result<(), Error> {
-    let (mask, masked);
-    let bytes = match (rng, payload) {
-        (None, Payload::Borrowed(b)) => {
-            mask = None;
-            b
+/// The sending side's state: masking keys (client role) and frames fed but
+/// not yet flushed.
+#[derive(Debug, Default)]
+struct Outgoing {
+    rng: Option<Box<OsRandom>>,
+    pending: Vec<u8>,
+}
+
+/// Frames up to this size are copied into the queue when fed; larger ones
+/// flush the queue and go out by themselves.
+const FEED_FRAME_MAX: usize = 16 << 10;
+
+/// The queue is flushed when it reaches this size.
+const FEED_FLUSH_AT: usize = 64 << 10;
+
+/// Payloads up to this size are copied next to their header and written with
+/// one plain `write`; larger ones go out with one vectored write, uncopied.
+const SMALL_FRAME: usize = 256;
+
+impl Outgoing {
+    fn for_role(role: Role) -> Self {
+        Outgoing {
+            rng: (role == Role::Client).then(|| Box::new(OsRandom::new())),
+            pending: Vec::new(),
         }
-        (None, Payload::Owned(b)) => {
-            mask = None;
-            masked = b;
-            &masked[..]
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Writes one complete frame (after anything queued), or with `flush`
+    /// false queues it. A server's payload is written straight from
+    /// `payload`; a client's is masked with a fresh key (in place when owned).
+    fn frame<W: Write + ?Sized>(
+        &mut self,
+        stream: &mut W,
+        opcode: OpCode,
+        payload: Payload<'_>,
+        flush: bool,
+    ) -> Result<(), Error> {
+        let (mask, masked);
+        let bytes = match (&mut self.rng, payload) {
+            (None, Payload::Borrowed(b)) => {
+                mask = None;
+                b
+            }
+            (None, Payload::Owned(b)) => {
+                mask = None;
+                masked = b;
+                &masked[..]
+            }
+            (Some(rng), payload) => {
+                let key = rng.mask_key()?;
+                let mut owned = match payload {
+                    Payload::Borrowed(b) => b.to_vec(),
+                    Payload::Owned(b) => b,
+                };
+                apply_mask(&mut owned, key, 0);
+                mask = Some(key);
+                masked = owned;
+                &masked[..]
+            }
+        };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: bytes.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        let (head, queued) = (&head[..n], self.has_pending());
+        if bytes.len() <= FEED_FRAME_MAX && (queued || !flush) {
+            self.pending.extend_from_slice(head);
+            self.pending.extend_from_slice(bytes);
+            if flush || self.pending.len() >= FEED_FLUSH_AT {
+                self.flush(stream)?;
+            }
+            return Ok(());
         }
-        (Some(rng), payload) => {
-            let key = rng.mask_key()?;
-            let mut owned = match payload {
-                Payload::Borrowed(b) => b.to_vec(),
-                Payload::Owned(b) => b,
-            };
-            apply_mask(&mut owned, key, 0);
-            mask = Some(key);
-            masked = owned;
-            &masked[..]
+        if queued {
+            self.flush(stream)?;
         }
-    };
-    let header = FrameHeader {
-        fin: true,
-        rsv: 0,
-        opcode,
-        mask,
-        payload_len: bytes.len() as u64,
-    };
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = header.encode(&mut head);
-    write_all_vectored(stream, &head[..n], bytes)?;
-    Ok(())
+        if bytes.len() <= SMALL_FRAME {
+            // A small frame costs less copied into one buffer than described
+            // to the kernel as two.
+            let mut frame = [0u8; MAX_HEADER_LEN + SMALL_FRAME];
+            frame[..n].copy_from_slice(head);
+            frame[n..n + bytes.len()].copy_from_slice(bytes);
+            write_all_vectored(stream, &frame[..n + bytes.len()], &[])?;
+        } else {
+            write_all_vectored(stream, head, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every queued frame with one write.
+    fn flush<W: Write + ?Sized>(&mut self, stream: &mut W) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = write_all_vectored(stream, &self.pending, &[]);
+        self.pending.clear();
+        if self.pending.capacity() > FEED_FLUSH_AT {
+            // Do not keep a large queue for an idle connection.
+            self.pending = Vec::new();
+        }
+        Ok(result?)
+    }
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -313,6 +421,10 @@ pub(crate) fn write_all_vectored<S: Write + ?Sized>(
     mut head: &[u8],
     mut body: &[u8],
 ) -> io::Result<()> {
+    if body.is_empty() {
+        stream.write_all(head)?;
+        return stream.flush();
+    }
     while !head.is_empty() {
         match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -404,7 +516,7 @@ impl<S: Read + Write> WebSocket<S> {
             proto,
             out: Outbound::Own {
                 close_sent: false,
-                rng: (role == Role::Client).then(|| Box::new(OsRandom::new())),
+                out: Outgoing::for_role(role),
             },
             peer_close: None,
             timers: Timers::new(None, None, Instant::now()),
@@ -478,6 +590,8 @@ impl<S: Read + Write> WebSocket<S> {
                 }
                 Ok(None) if self.proto.is_closed() => return Ok(false),
                 Ok(None) => {
+                    // About to wait for input: what was fed goes out first.
+                    self.flush_fed()?;
                     let n = match read_some(&mut self.stream, self.proto.read_buf()) {
                         Ok(n) => n,
                         Err(e) if is_timeout(&e) && self.timers.is_active() => {
@@ -636,14 +750,22 @@ impl<S: Read + Write> WebSocket<S> {
     /// Sends one frame unless a close already went out ([`Error::Closed`]).
     fn send_frame(&mut self, opcode: OpCode, payload: Payload<'_>) -> Result<(), Error> {
         match &mut self.out {
-            Outbound::Shared(shared) => shared.send(opcode, payload),
+            Outbound::Shared(shared) => shared.send(opcode, payload, true),
             Outbound::Own {
                 close_sent: true, ..
             } => Err(Error::Closed),
-            Outbound::Own { close_sent, rng } => {
+            Outbound::Own { close_sent, out } => {
                 *close_sent = opcode == OpCode::Close;
-                write_frame(&mut self.stream, rng, opcode, payload)
+                out.frame(&mut self.stream, opcode, payload, true)
             }
+        }
+    }
+
+    /// Writes frames fed through a [`Sender`] before waiting for input.
+    fn flush_fed(&mut self) -> Result<(), Error> {
+        match &mut self.out {
+            Outbound::Shared(shared) => shared.flush(),
+            Outbound::Own { out, .. } => out.flush(&mut self.stream),
         }
     }
 }
@@ -662,11 +784,11 @@ impl<S: DuplexStream> WebSocket<S> {
         }
         let sink = self.stream.try_clone()?;
         let shutter = self.stream.try_clone()?;
-        let Outbound::Own { close_sent, rng } = std::mem::replace(
+        let Outbound::Own { close_sent, out } = std::mem::replace(
             &mut self.out,
             Outbound::Own {
                 close_sent: true,
-                rng: None,
+                out: Outgoing::default(),
             },
         ) else {
             unreachable!("checked above")
@@ -674,9 +796,10 @@ impl<S: DuplexStream> WebSocket<S> {
         let shared = Arc::new(Shared {
             out: Mutex::new(SharedOut {
                 sink: Box::new(sink),
-                rng,
+                out,
             }),
             close_sent: AtomicBool::new(close_sent),
+            pending: AtomicBool::new(false),
             shutter: Box::new(shutter),
         });
         self.out = Outbound::Shared(shared.clone());
