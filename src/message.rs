@@ -12,20 +12,19 @@ pub enum Message {
 }
 
 impl Message {
+    /// The message borrowed, as [`WebSocket::recv_ref`](crate::WebSocket::recv_ref) gives it.
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        self.into()
+    }
+
     /// The payload bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Message::Text(s) => s.as_bytes(),
-            Message::Binary(b) => b,
-        }
+        self.as_ref().as_bytes()
     }
 
     /// The text, if this is a text message.
     pub fn as_text(&self) -> Option<&str> {
-        match self {
-            Message::Text(s) => Some(s),
-            Message::Binary(_) => None,
-        }
+        self.as_ref().as_text()
     }
 
     /// Payload length in bytes.

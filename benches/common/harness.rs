@@ -2,6 +2,7 @@
 //! `min_sample` (so timer resolution does not matter), and reports the
 //! median sample with the min..max spread. Shared by `micro.rs` and the
 //! comparison crate in `bench-compare/`.
+#![allow(dead_code)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

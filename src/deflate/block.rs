@@ -29,7 +29,8 @@ impl<'a> BitWriter<'a> {
         self.bits |= u64::from(value) << self.n;
         self.n += count;
         if self.n >= 32 {
-            self.out.extend_from_slice(&(self.bits as u32).to_le_bytes());
+            self.out
+                .extend_from_slice(&(self.bits as u32).to_le_bytes());
             self.bits >>= 32;
             self.n -= 32;
         }
@@ -297,9 +298,8 @@ fn write_symbols(
 /// whichever is smallest.
 pub(crate) fn write_block(w: &mut BitWriter, block: &BlockSymbols) {
     let dynamic = Dynamic::new(block);
-    let dynamic_bits = 3
-        + dynamic.header_bits
-        + data_bits(block, &dynamic.litlen.lens, &dynamic.dist.lens);
+    let dynamic_bits =
+        3 + dynamic.header_bits + data_bits(block, &dynamic.litlen.lens, &dynamic.dist.lens);
     let (fixed_litlen, fixed_dist) = fixed_codes();
     let fixed_bits = 3 + data_bits(block, &fixed_litlen.lens, &fixed_dist.lens);
     let stored_bits = block.raw.map_or(u64::MAX, |raw| {
@@ -308,7 +308,10 @@ pub(crate) fn write_block(w: &mut BitWriter, block: &BlockSymbols) {
         8 * raw.len() as u64 + chunks * (3 + 32) + first_pad + 5 * (chunks - 1)
     });
 
-    if let Some(raw) = block.raw.filter(|_| stored_bits <= fixed_bits.min(dynamic_bits)) {
+    if let Some(raw) = block
+        .raw
+        .filter(|_| stored_bits <= fixed_bits.min(dynamic_bits))
+    {
         write_stored(w, raw);
     } else if fixed_bits <= dynamic_bits {
         w.put(0b010, 3);

@@ -57,9 +57,37 @@ pub(crate) enum CodeError {
     Incomplete,
 }
 
+/// How many codes have each length (index 0, unused symbols, is zeroed).
+/// Four interleaved histograms: incrementing one counter over and over (most
+/// lengths are equal) would wait on its own store each time.
+fn length_counts(lens: &[u8]) -> [u16; MAX_BITS + 1] {
+    let mut counts = [[0u16; 16]; 4];
+    let mut chunks = lens.chunks_exact(4);
+    for c in &mut chunks {
+        for (k, &len) in c.iter().enumerate() {
+            counts[k][usize::from(len & 15)] += 1;
+        }
+    }
+    for &len in chunks.remainder() {
+        counts[0][usize::from(len & 15)] += 1;
+    }
+    let mut count = [0u16; MAX_BITS + 1];
+    for (l, c) in count.iter_mut().enumerate().skip(1) {
+        *c = counts[0][l] + counts[1][l] + counts[2][l] + counts[3][l];
+    }
+    count
+}
+
+/// Most entries a literal/length table with a 10-bit root can need, with
+/// its subtables (`enough 288 10 15`, from zlib's `examples/enough.c`).
+pub(crate) const LITLEN_ENOUGH: usize = 1334;
+/// Most entries a distance table with an 8-bit root can need (`enough 32 8 15`).
+pub(crate) const DIST_ENOUGH: usize = 402;
+
 /// Builds the decoding table of the code with these lengths (0 = unused)
 /// into `table`, with a primary table of `root` bits; `kind_of(symbol)` gives
-/// each symbol's entry (see [`kind`]).
+/// each symbol's entry (see [`kind`]). `enough` is the most entries the
+/// table can need, reserved at once so that it is allocated once, exactly.
 ///
 /// An incomplete code is refused unless `allow_incomplete` and it has at
 /// most one code, of one bit: zlib's rule, which DEFLATE encoders rely on for
@@ -71,13 +99,10 @@ pub(crate) fn build_decode_table(
     root: u32,
     kind_of: impl Fn(usize) -> u32,
     allow_incomplete: bool,
+    enough: usize,
     table: &mut Vec<u32>,
 ) -> Result<(), CodeError> {
-    let mut count = [0u16; MAX_BITS + 1];
-    for &len in lens {
-        count[usize::from(len)] += 1;
-    }
-    count[0] = 0;
+    let count = length_counts(lens);
     let max = (1..=MAX_BITS).rev().find(|&l| count[l] != 0).unwrap_or(0);
     let codes: u16 = count.iter().sum();
     let mut left: i32 = 1;
@@ -112,54 +137,76 @@ pub(crate) fn build_decode_table(
     }
     // Codes not yet placed, per length: sizes the subtables.
     let mut remaining = count;
-
-    let root_size = 1usize << root;
-    table.clear();
-    table.resize(root_size, kind(0, INVALID) | root);
-    for &sym in &sorted[..usize::from(codes)] {
-        let sym = usize::from(sym);
+    let next_entry = |sym: usize, next_code: &mut [u32; MAX_BITS + 2]| {
         let len = usize::from(lens[sym]);
         let code = next_code[len];
         next_code[len] += 1;
         let reversed = (code.reverse_bits() >> (32 - len)) as usize;
-        let entry = kind_of(sym) | len as u32;
-        if len <= root as usize {
-            for slot in table[..root_size].iter_mut().skip(reversed).step_by(1 << len) {
-                *slot = entry;
-            }
+        (reversed, kind_of(sym) | len as u32)
+    };
+
+    // The primary table, length by length: the codes of length `len` go into
+    // the first 2^len entries, which are then copied to double them (the bit
+    // after the code does not matter). Entries no code reaches stay INVALID.
+    let root_size = 1usize << root;
+    table.truncate(root_size);
+    if table.len() < root_size {
+        table.reserve_exact(enough.saturating_sub(table.len()));
+        table.resize(root_size, 0);
+    }
+    table[0] = kind(0, INVALID) | root;
+    table[1] = kind(0, INVALID) | root;
+    let sorted = &sorted[..usize::from(codes)];
+    let mut next = 0;
+    let short = remaining.iter_mut().enumerate().take(root as usize + 1);
+    for (len, left) in short.skip(1) {
+        while next < sorted.len() && usize::from(lens[usize::from(sorted[next])]) == len {
+            let (reversed, entry) = next_entry(usize::from(sorted[next]), &mut next_code);
+            table[reversed] = entry;
+            *left -= 1;
+            next += 1;
+        }
+        if len < root as usize {
+            table.copy_within(0..1 << len, 1 << len);
+        }
+    }
+
+    // Longer codes: the first `root` bits lead to a subtable.
+    for &sym in &sorted[next..] {
+        let sym = usize::from(sym);
+        let len = usize::from(lens[sym]);
+        let (reversed, entry) = next_entry(sym, &mut next_code);
+        let prefix = reversed & (root_size - 1);
+        let link = table[prefix];
+        let (start, sub) = if link & (LINK << 8) != 0 {
+            ((link >> 16) as usize, (link >> 8) & 0xf)
         } else {
-            let prefix = reversed & (root_size - 1);
-            let link = table[prefix];
-            let (start, sub) = if link & (LINK << 8) != 0 {
-                ((link >> 16) as usize, (link >> 8) & 0xf)
-            } else {
-                // A new prefix: its subtable is as wide as the longest code
-                // that shares it needs (zlib's way of sizing them).
-                let mut sub = len - root as usize;
-                let mut room = 1i32 << sub;
-                while sub + (root as usize) < max {
-                    room -= i32::from(remaining[sub + root as usize]);
-                    if room <= 0 {
-                        break;
-                    }
-                    sub += 1;
-                    room <<= 1;
+            // A new prefix: its subtable is as wide as the longest code
+            // that shares it needs (zlib's way of sizing them).
+            let mut sub = len - root as usize;
+            let mut room = 1i32 << sub;
+            while sub + (root as usize) < max {
+                room -= i32::from(remaining[sub + root as usize]);
+                if room <= 0 {
+                    break;
                 }
-                let start = table.len();
-                let sub = sub as u32;
-                table.resize(start + (1 << sub), kind(0, INVALID) | (root + sub));
-                table[prefix] = kind(start as u32, LINK | sub) | root;
-                (start, sub)
-            };
-            let rest = reversed >> root;
-            let step = 1 << (len - root as usize);
-            for slot in table[start..start + (1 << sub)]
-                .iter_mut()
-                .skip(rest)
-                .step_by(step)
-            {
-                *slot = entry;
+                sub += 1;
+                room <<= 1;
             }
+            let start = table.len();
+            let sub = sub as u32;
+            table.resize(start + (1 << sub), kind(0, INVALID) | (root + sub));
+            table[prefix] = kind(start as u32, LINK | sub) | root;
+            (start, sub)
+        };
+        let rest = reversed >> root;
+        let step = 1 << (len - root as usize);
+        for slot in table[start..start + (1 << sub)]
+            .iter_mut()
+            .skip(rest)
+            .step_by(step)
+        {
+            *slot = entry;
         }
         remaining[len] -= 1;
     }
@@ -169,11 +216,7 @@ pub(crate) fn build_decode_table(
 /// Gives each symbol its code, bit-reversed so that it can be written least
 /// significant bit first; `codes[s]` is meaningless where `lens[s]` is 0.
 pub(crate) fn canonical_codes(lens: &[u8], codes: &mut [u16]) {
-    let mut count = [0u16; MAX_BITS + 1];
-    for &len in lens {
-        count[usize::from(len)] += 1;
-    }
-    count[0] = 0;
+    let count = length_counts(lens);
     let mut next_code = [0u32; MAX_BITS + 1];
     let mut code = 0u32;
     for len in 1..=MAX_BITS {
@@ -201,18 +244,21 @@ pub(crate) fn code_lengths(freqs: &[u32], max_len: usize, lens: &mut [u8]) {
     const MAX_SYMBOLS: usize = 288;
     debug_assert!(freqs.len() <= MAX_SYMBOLS && (1 << max_len) >= freqs.len());
     lens.fill(0);
-    let mut leaves = [(0u32, 0u16); MAX_SYMBOLS];
+    // Leaves packed as frequency << 16 | symbol: sorting them sorts by
+    // frequency, then symbol.
+    let mut leaves = [0u64; MAX_SYMBOLS];
     let mut n = 0;
     for (sym, &f) in freqs.iter().enumerate() {
         if f > 0 {
-            leaves[n] = (f, sym as u16);
+            leaves[n] = u64::from(f) << 16 | sym as u64;
             n += 1;
         }
     }
+    let symbol = |leaf: u64| usize::from(leaf as u16);
     match n {
         0 => return,
         1 => {
-            lens[usize::from(leaves[0].1)] = 1;
+            lens[symbol(leaves[0])] = 1;
             return;
         }
         _ => {}
@@ -224,13 +270,14 @@ pub(crate) fn code_lengths(freqs: &[u32], max_len: usize, lens: &mut [u8]) {
     // in the order they are made, which is also ascending weight.
     let mut weight = [0u32; 2 * MAX_SYMBOLS];
     let mut parent = [0u16; 2 * MAX_SYMBOLS];
-    for (w, leaf) in weight.iter_mut().zip(leaves.iter()) {
-        *w = leaf.0;
+    for (w, &leaf) in weight.iter_mut().zip(leaves.iter()) {
+        *w = (leaf >> 16) as u32;
     }
     let (mut next_leaf, mut next_internal, mut made) = (0, n, n);
     for _ in 0..n - 1 {
         let mut pick = || {
-            if next_leaf < n && (next_internal >= made || weight[next_leaf] <= weight[next_internal])
+            if next_leaf < n
+                && (next_internal >= made || weight[next_leaf] <= weight[next_internal])
             {
                 next_leaf += 1;
                 next_leaf - 1
@@ -269,8 +316,8 @@ pub(crate) fn code_lengths(freqs: &[u32], max_len: usize, lens: &mut [u8]) {
     let mut leaf = leaves.iter();
     for len in (1..=max_len).rev() {
         for _ in 0..bl_count[len] {
-            if let Some(&(_, sym)) = leaf.next() {
-                lens[usize::from(sym)] = len as u8;
+            if let Some(&l) = leaf.next() {
+                lens[symbol(l)] = len as u8;
             }
         }
     }
@@ -353,7 +400,7 @@ mod tests {
         let mut codes = vec![0u16; lens.len()];
         canonical_codes(&lens, &mut codes);
         let mut table = Vec::new();
-        build_decode_table(&lens, 6, |s| kind(s as u32, LITERAL), false, &mut table).unwrap();
+        build_decode_table(&lens, 6, |s| kind(s as u32, LITERAL), false, 64, &mut table).unwrap();
         for sym in 0..lens.len() {
             // Garbage above the code must not matter.
             let bits = u64::from(codes[sym]) | 0xdead_beef << lens[sym];
@@ -368,24 +415,30 @@ mod tests {
         let mut table = Vec::new();
         let lit = |s: usize| kind(s as u32, LITERAL);
         assert_eq!(
-            build_decode_table(&[1, 1, 1], 9, lit, true, &mut table),
+            build_decode_table(&[1, 1, 1], 9, lit, true, 512, &mut table),
             Err(CodeError::Oversubscribed)
         );
         assert_eq!(
-            build_decode_table(&[2, 2, 2], 9, lit, true, &mut table),
+            build_decode_table(&[2, 2, 2], 9, lit, true, 512, &mut table),
             Err(CodeError::Incomplete)
         );
         assert_eq!(
-            build_decode_table(&[0, 2], 9, lit, true, &mut table),
+            build_decode_table(&[0, 2], 9, lit, true, 512, &mut table),
             Err(CodeError::Incomplete)
         );
         // One code of one bit, or none, is allowed when asked.
-        assert_eq!(build_decode_table(&[0, 1], 9, lit, true, &mut table), Ok(()));
+        assert_eq!(
+            build_decode_table(&[0, 1], 9, lit, true, 512, &mut table),
+            Ok(())
+        );
         assert_eq!(lookup(&table, 9, 0) >> 16, 1);
         assert_eq!((lookup(&table, 9, 1) >> 8) & 0xff, INVALID);
-        assert_eq!(build_decode_table(&[0, 0], 9, lit, true, &mut table), Ok(()));
         assert_eq!(
-            build_decode_table(&[0, 1], 9, lit, false, &mut table),
+            build_decode_table(&[0, 0], 9, lit, true, 512, &mut table),
+            Ok(())
+        );
+        assert_eq!(
+            build_decode_table(&[0, 1], 9, lit, false, 512, &mut table),
             Err(CodeError::Incomplete)
         );
     }

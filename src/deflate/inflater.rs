@@ -16,7 +16,7 @@
 //! never leaves a half-consumed symbol: the state kept between calls is the
 //! bit buffer and which part of which block comes next.
 
-use super::huffman::{self, CodeError, END, INVALID, LITERAL};
+use super::huffman::{self, CodeError, DIST_ENOUGH, END, INVALID, LITERAL, LITLEN_ENOUGH};
 use super::tables::{
     CODE_LENGTH_ORDER, DIST_BASE, DIST_EXTRA, END_OF_BLOCK, FIXED_DIST_LENGTHS,
     FIXED_LITLEN_LENGTHS, LENGTH_BASE, LENGTH_EXTRA,
@@ -73,8 +73,6 @@ pub enum InflateError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// Bytes after the block marked final.
-    DataAfterFinalBlock,
     /// The message ended inside a block: once `00 00 FF FF` is appended, the
     /// data must end exactly at a block boundary.
     Truncated,
@@ -111,7 +109,6 @@ impl fmt::Display for InflateError {
             InflateError::OutputLimit { limit } => {
                 write!(f, "inflated message exceeds {limit} bytes")
             }
-            InflateError::DataAfterFinalBlock => f.write_str("data after the final DEFLATE block"),
             InflateError::Truncated => {
                 f.write_str("compressed message does not end at a DEFLATE block boundary")
             }
@@ -201,7 +198,10 @@ enum State {
     CodeLengths(usize),
     /// Inside a fixed (true) or dynamic (false) Huffman block.
     Codes(bool),
-    /// The final block has ended: only padding may follow in this message.
+    /// A block marked final has ended, at a byte boundary. If the message
+    /// goes on, a new stream starts, still with the same history: RFC 7692
+    /// section 7.2.3.4 shows a sender following a final block with a sync
+    /// flush's empty stored block.
     Done,
 }
 
@@ -216,10 +216,17 @@ fn fixed_tables() -> &'static (Vec<u32>, Vec<u32>) {
             LITLEN_ROOT,
             litlen_kind,
             false,
+            LITLEN_ENOUGH,
             &mut lit,
         );
-        let _ =
-            huffman::build_decode_table(&FIXED_DIST_LENGTHS, DIST_ROOT, dist_kind, false, &mut dist);
+        let _ = huffman::build_decode_table(
+            &FIXED_DIST_LENGTHS,
+            DIST_ROOT,
+            dist_kind,
+            false,
+            DIST_ENOUGH,
+            &mut dist,
+        );
         (lit, dist)
     })
 }
@@ -518,7 +525,11 @@ impl Inflater {
             buf: out,
             start,
             limit,
-            slack: input.len().saturating_mul(4).saturating_add(64).min(MAX_SLACK),
+            slack: input
+                .len()
+                .saturating_mul(4)
+                .saturating_add(64)
+                .min(MAX_SLACK),
         };
         let result = self.run(input, &mut output);
         let end = output.pos;
@@ -531,9 +542,10 @@ impl Inflater {
     }
 
     /// Ends the current message: inflates the `00 00 FF FF` tail RFC 7692
-    /// strips (unless the message ended with a final block), checks that the
-    /// data ended at a block boundary, and keeps the message's last bytes as
-    /// history for the next one (with context takeover on).
+    /// strips (unless the message ended right after a block marked final, as
+    /// a sender flushing with `BFINAL` may do), checks that the data ended at
+    /// a block boundary, and keeps the message's last bytes as history for
+    /// the next one (with context takeover on).
     pub fn finish_message(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
         if self.state != State::Done {
             self.inflate(&MESSAGE_TAIL, out, limit)?;
@@ -651,6 +663,7 @@ impl Inflater {
                         CODELEN_ROOT,
                         |sym| huffman::kind(sym as u32, LITERAL),
                         false,
+                        1 << CODELEN_ROOT,
                         &mut self.codelen_table,
                     )
                     .map_err(|e| code_error(e, "codelen"))?;
@@ -687,11 +700,10 @@ impl Inflater {
                     self.end_block();
                 }
                 State::Done => {
-                    // Only the final byte's padding may follow the final block.
-                    if self.bits.n >= 8 || pos < input.len() {
-                        return Err(InflateError::DataAfterFinalBlock);
+                    if self.bits.n == 0 && pos == input.len() {
+                        return Ok(());
                     }
-                    return Ok(());
+                    self.state = State::Header;
                 }
             }
         }
@@ -764,6 +776,7 @@ impl Inflater {
             LITLEN_ROOT,
             litlen_kind,
             true,
+            LITLEN_ENOUGH,
             &mut self.litlen_table,
         )
         .map_err(|e| code_error(e, "litlen"))?;
@@ -772,6 +785,7 @@ impl Inflater {
             DIST_ROOT,
             dist_kind,
             true,
+            DIST_ENOUGH,
             &mut self.dist_table,
         )
         .map_err(|e| code_error(e, "dist"))
@@ -841,5 +855,500 @@ fn decode_codes(
             return Ok(true);
         }
         return Err(InflateError::InvalidSymbol);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deflate::tables::{dist_symbol, LENGTH_SYMBOL, MIN_MATCH};
+
+    const LIMIT: usize = 1 << 20;
+
+    /// A DEFLATE stream written bit by bit, for hand-made (and broken) input.
+    #[derive(Default)]
+    struct Bits {
+        bytes: Vec<u8>,
+        n: usize,
+    }
+
+    impl Bits {
+        fn bit(&mut self, b: bool) {
+            if self.n.is_multiple_of(8) {
+                self.bytes.push(0);
+            }
+            if b {
+                *self.bytes.last_mut().unwrap() |= 1 << (self.n % 8);
+            }
+            self.n += 1;
+        }
+        /// A number, least significant bit first.
+        fn put(&mut self, value: u32, count: u32) -> &mut Self {
+            (0..count).for_each(|i| self.bit((value >> i) & 1 == 1));
+            self
+        }
+        /// A Huffman code, most significant bit first.
+        fn code(&mut self, code: u32, len: u32) -> &mut Self {
+            (0..len).rev().for_each(|i| self.bit((code >> i) & 1 == 1));
+            self
+        }
+        fn align(&mut self) -> &mut Self {
+            self.n = self.n.next_multiple_of(8);
+            self
+        }
+        fn raw(&mut self, data: &[u8]) -> &mut Self {
+            assert_eq!(self.n % 8, 0);
+            self.bytes.extend_from_slice(data);
+            self.n += 8 * data.len();
+            self
+        }
+        fn stored(&mut self, data: &[u8]) -> &mut Self {
+            let len = data.len() as u32;
+            self.put(0, 3)
+                .align()
+                .put(len, 16)
+                .put(!len & 0xffff, 16)
+                .raw(data)
+        }
+        fn fixed_header(&mut self) -> &mut Self {
+            self.put(0b010, 3)
+        }
+        /// A symbol of the fixed literal/length code.
+        fn sym(&mut self, s: u32) -> &mut Self {
+            match s {
+                0..=143 => self.code(0x30 + s, 8),
+                144..=255 => self.code(0x190 + s - 144, 9),
+                256..=279 => self.code(s - 256, 7),
+                _ => self.code(0xc0 + s - 280, 8),
+            }
+        }
+        fn lits(&mut self, data: &[u8]) -> &mut Self {
+            data.iter().for_each(|&b| {
+                self.sym(u32::from(b));
+            });
+            self
+        }
+        /// A match in a fixed block.
+        fn copy(&mut self, length: usize, distance: usize) -> &mut Self {
+            let l = usize::from(LENGTH_SYMBOL[length - MIN_MATCH]);
+            self.sym(257 + l as u32).put(
+                (length - usize::from(LENGTH_BASE[l])) as u32,
+                u32::from(LENGTH_EXTRA[l]),
+            );
+            let d = dist_symbol(distance);
+            self.code(d as u32, 5).put(
+                (distance - usize::from(DIST_BASE[d])) as u32,
+                u32::from(DIST_EXTRA[d]),
+            )
+        }
+        fn end(&mut self) -> &mut Self {
+            self.sym(256)
+        }
+        /// The bytes a sender sends: a sync flush with its tail stripped.
+        fn message(&mut self) -> Vec<u8> {
+            self.put(0, 3).align();
+            std::mem::take(&mut self.bytes)
+        }
+    }
+
+    fn inflate_with(inflater: &mut Inflater, pieces: &[&[u8]]) -> Result<Vec<u8>, InflateError> {
+        let mut out = Vec::new();
+        for piece in pieces {
+            inflater.inflate(piece, &mut out, LIMIT)?;
+        }
+        inflater.finish_message(&mut out, LIMIT)?;
+        Ok(out)
+    }
+
+    fn inflate(data: &[u8]) -> Result<Vec<u8>, InflateError> {
+        inflate_with(&mut Inflater::new(WindowBits::MAX), &[data])
+    }
+
+    /// zlib level 9 output (a dynamic block) for `DYNAMIC_TEXT`.
+    const DYNAMIC_TEXT: &[u8] = b"Compression is the feature users of the Rust WebSocket crates have asked for longest. \
+The DEFLATE codec is written here, in safe Rust, in its own module that knows nothing of WebSockets. \
+Inflate: stored, fixed-Huffman and dynamic-Huffman blocks; a sliding window of up to 32 KiB.";
+    const DYNAMIC: [u8; 196] = [
+        0x3c, 0x8e, 0xb1, 0x4e, 0x03, 0x31, 0x10, 0x44, 0x7f, 0x65, 0x3e, 0x20, 0x5c, 0x01, 0x1d,
+        0x54, 0x01, 0x82, 0x40, 0x50, 0x85, 0x48, 0xd4, 0xce, 0x79, 0x9d, 0x5b, 0x9d, 0x6f, 0x37,
+        0xf2, 0xae, 0x31, 0xfc, 0x3d, 0xbe, 0x20, 0xa5, 0x9c, 0x91, 0xe6, 0xcd, 0x7b, 0xd2, 0xe5,
+        0x5c, 0xc8, 0x8c, 0x55, 0xc0, 0x06, 0x9f, 0x08, 0x89, 0x82, 0xd7, 0x42, 0xa8, 0x46, 0xc5,
+        0xa0, 0xe9, 0x52, 0xee, 0xab, 0x39, 0xbe, 0xe8, 0xf8, 0xa9, 0xe3, 0x4c, 0x8e, 0xb1, 0x04,
+        0x27, 0xc3, 0x14, 0xbe, 0x09, 0xc1, 0x66, 0x8a, 0x48, 0x5a, 0x90, 0x55, 0x4e, 0x64, 0x3e,
+        0xe0, 0xd0, 0x17, 0xcf, 0xbb, 0x97, 0x8f, 0xed, 0x61, 0x87, 0x51, 0x23, 0x8d, 0x2b, 0xbb,
+        0x15, 0x76, 0x27, 0xc1, 0x44, 0x85, 0x36, 0x60, 0x81, 0x85, 0xf4, 0x0f, 0xbe, 0x24, 0xf6,
+        0x7e, 0xd6, 0x04, 0x8b, 0xc6, 0x9a, 0xa9, 0x9f, 0x06, 0xc7, 0x2c, 0xda, 0x0c, 0xa2, 0x3e,
+        0xb1, 0x9c, 0x56, 0x95, 0xab, 0x81, 0x0d, 0x78, 0x93, 0x94, 0xbb, 0xc5, 0x3d, 0xcc, 0xb5,
+        0x50, 0xdc, 0x20, 0xf1, 0x0f, 0xc5, 0x9b, 0xd7, 0x9a, 0xd2, 0x12, 0x04, 0x41, 0x22, 0xe2,
+        0xaf, 0x84, 0x85, 0xc7, 0x6b, 0x77, 0xcc, 0x7d, 0x6c, 0x0f, 0x08, 0xb0, 0xcc, 0x71, 0x65,
+        0x36, 0x96, 0xa8, 0x6d, 0x45, 0xd7, 0x33, 0x5c, 0x71, 0x77, 0x8b, 0x77, 0x7e, 0x1c, 0xfe,
+        0x00,
+    ];
+
+    #[test]
+    fn inflates_the_rfc_7692_examples() {
+        // 7.2.3.1 fixed block; 7.2.3.3 stored block; 7.2.3.4 final block
+        // then the empty stored block's first byte; 7.2.3.5 two blocks.
+        let hello: [&[u8]; 4] = [
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+            &[
+                0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+            ],
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+            &[
+                0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+            ],
+        ];
+        for data in hello {
+            assert_eq!(inflate(data).unwrap(), b"Hello", "{data:02x?}");
+        }
+        // 7.2.3.2: the second message refers back into the first.
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        assert_eq!(inflate_with(&mut inflater, &[hello[0]]).unwrap(), b"Hello");
+        assert_eq!(
+            inflate_with(&mut inflater, &[&[0xf2, 0x00, 0x11, 0x00, 0x00]]).unwrap(),
+            b"Hello"
+        );
+    }
+
+    #[test]
+    fn inflates_a_dynamic_block_from_zlib() {
+        assert_eq!((DYNAMIC[0] >> 1) & 3, 2, "a dynamic block");
+        assert_eq!(inflate(&DYNAMIC).unwrap(), DYNAMIC_TEXT);
+    }
+
+    #[test]
+    fn a_message_may_end_with_a_final_block_and_the_next_still_refers_back() {
+        // zlib's Z_FINISH output, tail not stripped: nothing follows the final block.
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        let hello = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        assert_eq!(inflate_with(&mut inflater, &[&hello]).unwrap(), b"Hello");
+        let again = Bits::default().fixed_header().copy(5, 5).end().message();
+        assert_eq!(inflate_with(&mut inflater, &[&again]).unwrap(), b"Hello");
+        // A block after a final block in the same message starts a new stream.
+        let mut two = hello.to_vec();
+        two.extend(
+            Bits::default()
+                .fixed_header()
+                .lits(b" world")
+                .end()
+                .message(),
+        );
+        assert_eq!(inflate(&two).unwrap(), b"Hello world");
+    }
+
+    #[test]
+    fn copies_overlapping_matches_as_repeats() {
+        let cases: [(&[u8], usize, usize, &[u8]); 4] = [
+            (b"a", 10, 1, b"aaaaaaaaaaa"),
+            (b"ab", 7, 2, b"ababababa"),
+            (b"abc", 258, 3, &b"abc".repeat(87)[..261]),
+            (b"0123456789abcdefghij", 50, 17, b""),
+        ];
+        for (lits, length, distance, expected) in cases {
+            let data = Bits::default()
+                .fixed_header()
+                .lits(lits)
+                .copy(length, distance)
+                .end()
+                .message();
+            let mut naive = lits.to_vec();
+            for _ in 0..length {
+                naive.push(naive[naive.len() - distance]);
+            }
+            if !expected.is_empty() {
+                assert_eq!(naive, expected);
+            }
+            assert_eq!(
+                inflate(&data).unwrap(),
+                naive,
+                "length {length} distance {distance}"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_may_reach_exactly_to_the_window_and_no_further() {
+        let data: Vec<u8> = (0..2000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let bits = WindowBits::new(9).unwrap();
+        // Within one message.
+        for (distance, ok) in [(512, true), (513, false)] {
+            let m = Bits::default()
+                .stored(&data)
+                .fixed_header()
+                .copy(10, distance)
+                .end()
+                .message();
+            let result = inflate_with(&mut Inflater::new(bits), &[&m]);
+            assert_eq!(result.is_ok(), ok, "distance {distance}");
+            if !ok {
+                assert_eq!(
+                    result,
+                    Err(InflateError::DistanceTooFarBack {
+                        distance,
+                        available: 512
+                    })
+                );
+            }
+        }
+        // Into the previous message, through the kept window.
+        for (distance, ok) in [(512, true), (513, false)] {
+            let mut inflater = Inflater::new(bits);
+            let first = Bits::default().stored(&data).message();
+            assert_eq!(inflate_with(&mut inflater, &[&first]).unwrap(), data);
+            let second = Bits::default()
+                .fixed_header()
+                .copy(10, distance)
+                .end()
+                .message();
+            let result = inflate_with(&mut inflater, &[&second]);
+            assert_eq!(result.is_ok(), ok, "distance {distance}");
+            if ok {
+                assert_eq!(result.unwrap(), &data[2000 - 512..2000 - 502]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_match_may_span_the_window_and_the_message() {
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        let first = Bits::default().stored(b"0123456789").message();
+        inflate_with(&mut inflater, &[&first]).unwrap();
+        // "ab", then 20 bytes from 5 back: "789ab" repeated.
+        let second = Bits::default()
+            .fixed_header()
+            .lits(b"ab")
+            .copy(20, 5)
+            .end()
+            .message();
+        assert_eq!(
+            inflate_with(&mut inflater, &[&second]).unwrap(),
+            b"ab789ab789ab789ab789ab"
+        );
+    }
+
+    #[test]
+    fn a_match_before_any_output_is_refused() {
+        let data = Bits::default().fixed_header().copy(3, 1).end().message();
+        assert_eq!(
+            inflate(&data),
+            Err(InflateError::DistanceTooFarBack {
+                distance: 1,
+                available: 0
+            })
+        );
+    }
+
+    #[test]
+    fn without_context_takeover_each_message_stands_alone() {
+        let first = Bits::default().stored(b"Hello").message();
+        let second = Bits::default().fixed_header().copy(5, 5).end().message();
+        let far = Err(InflateError::DistanceTooFarBack {
+            distance: 5,
+            available: 0,
+        });
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        inflater.set_context_takeover(false);
+        inflate_with(&mut inflater, &[&first]).unwrap();
+        assert_eq!(inflate_with(&mut inflater, &[&second]), far);
+        assert_eq!(inflater.window.capacity(), 0, "no window allocated");
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        inflate_with(&mut inflater, &[&first]).unwrap();
+        inflater.reset();
+        assert_eq!(inflate_with(&mut inflater, &[&second]), far);
+    }
+
+    #[test]
+    fn refuses_block_type_3_and_bad_stored_lengths() {
+        assert_eq!(inflate(&[0x06]), Err(InflateError::InvalidBlockType));
+        assert_eq!(
+            inflate(&[0x00, 0x05, 0x00, 0xfb, 0xff, 1, 2, 3, 4, 5]),
+            Err(InflateError::StoredLengthMismatch {
+                len: 5,
+                nlen: 0xfffb
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_symbols_no_valid_stream_has() {
+        for sym in [286, 287] {
+            let data = Bits::default()
+                .fixed_header()
+                .lits(b"ab")
+                .sym(sym)
+                .message();
+            assert_eq!(inflate(&data), Err(InflateError::InvalidSymbol), "{sym}");
+        }
+        for dist in [30, 31] {
+            let data = Bits::default()
+                .fixed_header()
+                .lits(b"ab")
+                .sym(257)
+                .code(dist, 5)
+                .end()
+                .message();
+            assert_eq!(inflate(&data), Err(InflateError::InvalidSymbol), "{dist}");
+        }
+    }
+
+    /// A dynamic block header with these code-length code lengths (in
+    /// `CODE_LENGTH_ORDER`) and HLIT, HDIST.
+    fn dynamic(hlit: u32, hdist: u32, codelen_lens: &[u32]) -> Bits {
+        let mut b = Bits::default();
+        b.put(0b100, 3)
+            .put(hlit - 257, 5)
+            .put(hdist - 1, 5)
+            .put(codelen_lens.len() as u32 - 4, 4);
+        codelen_lens.iter().for_each(|&l| {
+            b.put(l, 3);
+        });
+        b
+    }
+
+    #[test]
+    fn refuses_every_kind_of_bad_code_lengths() {
+        let bad = |data: &[u8]| match inflate(data) {
+            Err(InflateError::BadCodeLengths(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(bad(&dynamic(287, 1, &[0; 4]).message()).contains("286"));
+        assert!(bad(&dynamic(257, 31, &[0; 4]).message()).contains("30 distance"));
+        assert!(bad(&dynamic(257, 1, &[1; 19]).message()).contains("over-subscribed code-length"));
+        assert!(bad(&dynamic(257, 1, &[0, 0, 0, 1]).message()).contains("incomplete code-length"));
+        // Code-length code {0: "0", 16: "1"}; a repeat first.
+        assert!(bad(&dynamic(257, 1, &[1, 0, 0, 1])
+            .code(1, 1)
+            .put(0, 2)
+            .message())
+        .contains("at the start"));
+        // {0: "0", 18: "1"}: 2 × 138 zeros for 258 lengths.
+        let zeros = |b: &mut Bits, n: u32| {
+            b.code(1, 1).put(n - 11, 7);
+        };
+        let mut b = dynamic(257, 1, &[0, 0, 1, 1]);
+        zeros(&mut b, 138);
+        zeros(&mut b, 138);
+        assert!(bad(&b.message()).contains("past the last"));
+        let mut b = dynamic(257, 1, &[0, 0, 1, 1]);
+        zeros(&mut b, 138);
+        zeros(&mut b, 120);
+        assert!(bad(&b.message()).contains("end-of-block"));
+        // {1: "0", 17: "10", 18: "11"} (order 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2 14 1).
+        let mut lens = [0; 18];
+        lens[1] = 2;
+        lens[2] = 2;
+        lens[17] = 1;
+        let mut b = dynamic(257, 1, &lens);
+        b.code(0, 1).code(0, 1).code(0, 1); // three codes of one bit
+        b.code(3, 2).put(127, 7).code(3, 2).put(104, 7); // 253 zeros
+        b.code(0, 1).code(0, 1); // end of block and the one distance
+        assert!(bad(&b.message()).contains("over-subscribed literal/length"));
+    }
+
+    #[test]
+    fn stops_at_the_limit_before_allocating_past_it() {
+        let data = Bits::default()
+            .fixed_header()
+            .lits(b"x")
+            .copy(258, 1)
+            .copy(258, 1)
+            .end()
+            .message();
+        let mut out = Vec::new();
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        inflater.inflate(&data, &mut out, 517).unwrap();
+        inflater.finish_message(&mut out, 517).unwrap();
+        assert_eq!(out.len(), 517);
+        for limit in [0, 1, 258, 516] {
+            let mut out = Vec::new();
+            let mut inflater = Inflater::new(WindowBits::MAX);
+            let result = inflater.inflate(&data, &mut out, limit);
+            assert_eq!(result, Err(InflateError::OutputLimit { limit }));
+            assert!(result.unwrap_err().is_limit());
+            assert!(out.capacity() <= limit.max(1), "limit {limit}");
+            // The error sticks.
+            assert!(inflater.inflate(&[], &mut out, LIMIT).is_err());
+            inflater.reset();
+            assert_eq!(inflate_with(&mut inflater, &[&data]).unwrap().len(), 517);
+        }
+    }
+
+    #[test]
+    fn a_message_cut_inside_a_block_is_truncated() {
+        let whole = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        for cut in 1..6 {
+            assert_eq!(
+                inflate(&whole[..cut]),
+                Err(InflateError::Truncated),
+                "{cut}"
+            );
+        }
+        // An empty payload is not a valid compressed message either.
+        assert_eq!(inflate(&[]), Err(InflateError::Truncated));
+    }
+
+    #[test]
+    fn losing_the_output_between_pieces_is_reported() {
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        let mut out = Vec::new();
+        inflater.inflate(&DYNAMIC[..100], &mut out, LIMIT).unwrap();
+        assert!(!out.is_empty());
+        out.clear();
+        assert_eq!(
+            inflater.inflate(&DYNAMIC[100..], &mut out, LIMIT),
+            Err(InflateError::OutputMismatch)
+        );
+    }
+
+    /// Every vector inflates the same split at every byte, and byte by byte.
+    #[test]
+    fn inflates_the_same_whatever_the_pieces() {
+        let long = Bits::default()
+            .stored(&[7; 300])
+            .fixed_header()
+            .lits(b"abcdefgh")
+            .copy(100, 3)
+            .copy(258, 300)
+            .end()
+            .stored(b"more")
+            .message();
+        let vectors: [&[u8]; 4] = [
+            &DYNAMIC,
+            &long,
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+            &[
+                0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+            ],
+        ];
+        for data in vectors {
+            let expected = inflate(data).unwrap();
+            for split in 0..=data.len() {
+                let (a, b) = data.split_at(split);
+                let mut inflater = Inflater::new(WindowBits::MAX);
+                assert_eq!(inflate_with(&mut inflater, &[a, b]).unwrap(), expected);
+            }
+            let bytes: Vec<&[u8]> = data.chunks(1).collect();
+            assert_eq!(
+                inflate_with(&mut Inflater::new(WindowBits::MAX), &bytes).unwrap(),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn error_messages_say_what_is_wrong() {
+        let e = InflateError::DistanceTooFarBack {
+            distance: 600,
+            available: 512,
+        };
+        assert_eq!(
+            e.to_string(),
+            "match distance 600 reaches back further than the 512 bytes available"
+        );
+        assert_eq!(
+            InflateError::OutputLimit { limit: 10 }.to_string(),
+            "inflated message exceeds 10 bytes"
+        );
     }
 }

@@ -50,6 +50,8 @@
 //! exceeds the limit it is given. [`Deflater::memory_held`] and
 //! [`Inflater::memory_held`] give the figures for a live instance.
 
+#![forbid(unsafe_code)]
+
 mod block;
 mod deflater;
 mod huffman;
