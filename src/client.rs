@@ -12,6 +12,9 @@
 //! `wss://` is not built in: terminate TLS in a proxy, or wrap your own TLS
 //! stream with [`handshake`].
 
+use crate::extensions::permessage_deflate::{
+    accept_response, offer, DeflateConfig, PerMessageDeflate,
+};
 use crate::handshake::{accept_key, ResponseHead};
 use crate::protocol::Role;
 use crate::random::OsRandom;
@@ -36,6 +39,8 @@ pub struct ClientConfig {
     pub headers: Vec<(String, String)>,
     /// Bound on connecting and on the handshake. Default 10 s.
     pub timeout: Option<Duration>,
+    /// Offer permessage-deflate (RFC 7692). Default `None`: not offered.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for ClientConfig {
@@ -45,6 +50,7 @@ impl Default for ClientConfig {
             protocols: Vec::new(),
             headers: Vec::new(),
             timeout: Some(Duration::from_secs(10)),
+            deflate: None,
         }
     }
 }
@@ -215,6 +221,9 @@ pub fn handshake<S: Read + Write>(
             config.protocols.join(", ")
         ));
     }
+    if let Some(deflate) = &config.deflate {
+        request.push_str(&format!("Sec-WebSocket-Extensions: {}\r\n", offer(deflate)));
+    }
     for (name, value) in &config.headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -237,9 +246,17 @@ pub fn handshake<S: Read + Write>(
     if headers.get("sec-websocket-accept") != Some(accept_key(&key).as_str()) {
         return bad("wrong Sec-WebSocket-Accept");
     }
-    if headers.get("sec-websocket-extensions").is_some() {
-        return bad("an extension the client did not offer");
-    }
+    let answer = headers.get_all("sec-websocket-extensions");
+    let agreed = match &config.deflate {
+        None if headers.get("sec-websocket-extensions").is_some() => {
+            return bad("an extension the client did not offer")
+        }
+        None => None,
+        Some(deflate) => match accept_response(answer, deflate) {
+            Ok(agreed) => agreed.map(|a| PerMessageDeflate::new(Role::Client, &a, deflate)),
+            Err(_) => return bad("an invalid permessage-deflate answer"),
+        },
+    };
     let protocol = headers.get("sec-websocket-protocol").map(str::to_owned);
     if let Some(p) = &protocol {
         if !config.protocols.contains(p) {
@@ -248,6 +265,9 @@ pub fn handshake<S: Read + Write>(
     }
     let mut ws = WebSocket::from_raw(stream, Role::Client, config.limits, &buf[len..]);
     ws.set_handshake(None, protocol);
+    if let Some(deflate) = agreed {
+        ws.enable_deflate(deflate);
+    }
     Ok(ws)
 }
 

@@ -504,13 +504,17 @@ pub fn check_upgrade(req: &Request) -> Result<String, HandshakeError> {
     Ok(accept_key(key))
 }
 
-/// The `101 Switching Protocols` response, with an optional chosen subprotocol.
-pub fn response_101(accept: &str, protocol: Option<&str>) -> Vec<u8> {
+/// The `101 Switching Protocols` response, with an optional chosen
+/// subprotocol and agreed extensions (a `Sec-WebSocket-Extensions` value).
+pub fn response_101(accept: &str, protocol: Option<&str>, extensions: Option<&str>) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
     );
     if let Some(p) = protocol {
         out.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    }
+    if let Some(e) = extensions {
+        out.push_str(&format!("Sec-WebSocket-Extensions: {e}\r\n"));
     }
     out.push_str("\r\n");
     out.into_bytes()

@@ -19,6 +19,8 @@
 //! assert_eq!(proto.next_event().unwrap(), None);
 //! ```
 
+use crate::deflate::InflateError;
+use crate::extensions::permessage_deflate::Decompressor;
 use crate::frame::{self, FrameError, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
@@ -77,15 +79,17 @@ pub enum ProtocolError {
         /// The limit.
         limit: usize,
     },
+    /// A compressed message that does not inflate (1007).
+    BadCompression(InflateError),
 }
 
 impl ProtocolError {
     /// The close code this error fails the connection with.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_DATA
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::BadCompression(_) => CloseCode::INVALID_DATA,
             ProtocolError::FrameTooBig { .. }
             | ProtocolError::MessageTooBig { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::TOO_BIG,
@@ -141,6 +145,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooManyFragments { limit } => {
                 write!(f, "message split into more than {limit} frames")
             }
+            ProtocolError::BadCompression(e) => write!(f, "compressed message: {e}"),
         }?;
         write!(f, " (close code {})", self.close_code())
     }
@@ -247,6 +252,8 @@ struct DataFrame {
 #[derive(Clone, Copy, Debug)]
 struct Partial {
     text: bool,
+    /// permessage-deflate: the frames carry compressed bytes (RSV1 was set).
+    compressed: bool,
     utf8: Utf8Validator,
     frames: usize,
 }
@@ -384,6 +391,8 @@ pub struct Protocol {
     state: State,
     /// The payload of the control frame being received.
     control: ControlPayload,
+    /// permessage-deflate, when negotiated.
+    inflate: Option<Box<Decompressor>>,
     ready: Option<Ready>,
     target: ReadTarget,
     /// An error found while committing bytes read straight into a message.
@@ -427,10 +436,16 @@ impl Protocol {
                 bytes: [0; MAX_CONTROL_PAYLOAD],
                 len: 0,
             },
+            inflate: None,
             ready: None,
             target: ReadTarget::Buffer,
             pending_error: None,
         }
+    }
+
+    /// Accepts compressed messages (RSV1), as permessage-deflate negotiated.
+    pub fn enable_deflate(&mut self, decompressor: Decompressor) {
+        self.inflate = Some(Box::new(decompressor));
     }
 
     /// Which end this is.
@@ -453,9 +468,10 @@ impl Protocol {
         self.ready = None;
         match &self.state {
             State::Closed => return &mut [],
-            State::Data { frame, .. }
+            State::Data { partial, frame }
                 if self.buf.start == self.buf.end
                     && frame.remaining >= self.buf.size as u64
+                    && !partial.compressed
                     && self.pending_error.is_none() =>
             {
                 // A large payload: read it straight into the assembly buffer,
@@ -506,7 +522,8 @@ impl Protocol {
     /// plus its read buffer (at most [`READ_BUFFER_MAX`], or the configured
     /// size if larger, once handshake leftovers are drained).
     pub fn memory_held(&self) -> usize {
-        self.buf.bytes.capacity() + self.message_memory()
+        let inflate = self.inflate.as_ref().map_or(0, |d| d.memory_held());
+        self.buf.bytes.capacity() + self.message_memory() + inflate
     }
 
     /// Bytes held for assembling messages: never more than `max_message_size`.
@@ -663,6 +680,9 @@ impl Protocol {
                 State::Data { partial, frame } if frame.remaining == 0 => {
                     let partial = *partial;
                     if frame.fin {
+                        if partial.compressed {
+                            self.finish_inflate(partial)?;
+                        }
                         let a = &self.assembly;
                         check_text(partial.text, &a.bytes[..a.filled])?;
                         self.state = State::Header { partial: None };
@@ -679,9 +699,22 @@ impl Protocol {
                         return Ok(None);
                     }
                     let a = &mut self.assembly;
-                    a.bytes[a.filled..a.filled + n].copy_from_slice(&self.buf.filled()[..n]);
+                    if partial.compressed {
+                        // Unmask in the read buffer, inflate into the message.
+                        let at = self.buf.start;
+                        let chunk = &mut self.buf.bytes[at..at + n];
+                        if let Some(key) = frame.mask {
+                            apply_mask(chunk, key, frame.offset);
+                        }
+                        let inflate = self.inflate.as_deref_mut();
+                        inflate_into(inflate, partial, a, chunk, self.limits.max_message_size)?;
+                        frame.offset += n;
+                        frame.remaining -= n as u64;
+                    } else {
+                        a.bytes[a.filled..a.filled + n].copy_from_slice(&self.buf.filled()[..n]);
+                        a.take(partial, frame, n)?;
+                    }
                     self.buf.consume(n);
-                    a.take(partial, frame, n)?;
                 }
                 State::Control {
                     partial,
@@ -726,7 +759,11 @@ impl Protocol {
         h: FrameHeader,
         partial: Option<Partial>,
     ) -> Result<State, ProtocolError> {
-        if h.rsv != 0 {
+        // RSV1 means "compressed" on the first frame of a data message, and
+        // only when permessage-deflate was negotiated (RFC 7692 section 6).
+        let first_data = partial.is_none() && matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        let compressed = h.rsv == 0b100 && first_data && self.inflate.is_some();
+        if h.rsv != 0 && !compressed {
             return Err(ProtocolError::ReservedBits(h.rsv));
         }
         match (self.role, h.mask) {
@@ -756,13 +793,16 @@ impl Protocol {
             0
         };
         let size = filled as u64 + h.payload_len;
-        if size > limits.max_message_size as u64 {
+        // A compressed message's limit is on what it inflates to: checked
+        // by the inflater as the message grows.
+        let inflating = compressed || partial.is_some_and(|p| p.compressed);
+        if size > limits.max_message_size as u64 && !inflating {
             return Err(ProtocolError::MessageTooBig {
                 size,
                 limit: limits.max_message_size,
             });
         }
-        let len = h.payload_len as usize; // at most max_message_size, a usize
+        let len = h.payload_len as usize; // at most max_frame_size, a usize
         let partial = match (partial, h.opcode) {
             (None, OpCode::Continuation) => return Err(ProtocolError::UnexpectedContinuation),
             (Some(_), OpCode::Text | OpCode::Binary) => {
@@ -779,7 +819,7 @@ impl Protocol {
             }
             (None, opcode) => {
                 let text = opcode == OpCode::Text;
-                if h.fin && len <= self.buf.size {
+                if h.fin && len <= self.buf.size && !compressed {
                     // Small and whole: wait for it in the read buffer.
                     return Ok(State::Inline {
                         text,
@@ -796,14 +836,21 @@ impl Protocol {
                 {
                     self.assembly = Assembly::default();
                 }
+                if compressed {
+                    // The inflater appends: the buffer's length is the message so far.
+                    self.assembly.bytes.clear();
+                }
                 Partial {
                     text,
+                    compressed,
                     utf8: Utf8Validator::new(),
                     frames: 1,
                 }
             }
         };
-        self.assembly.reserve(len, limits.max_message_size);
+        if !partial.compressed {
+            self.assembly.reserve(len, limits.max_message_size);
+        }
         Ok(State::Data {
             partial,
             frame: DataFrame {
@@ -813,6 +860,64 @@ impl Protocol {
                 fin: h.fin,
             },
         })
+    }
+}
+
+impl Protocol {
+    /// Ends a compressed message: the inflater's last output, then its length.
+    fn finish_inflate(&mut self, mut partial: Partial) -> Result<(), ProtocolError> {
+        let a = &mut self.assembly;
+        let Some(inflate) = self.inflate.as_deref_mut() else {
+            return Ok(());
+        };
+        let before = a.bytes.len();
+        inflate
+            .finish_message(&mut a.bytes, self.limits.max_message_size)
+            .map_err(inflate_error)?;
+        a.filled = a.bytes.len();
+        if partial.text {
+            partial
+                .utf8
+                .feed(&a.bytes[before..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+}
+
+/// Inflates a piece of a compressed message into the assembly buffer and
+/// checks the new text as it comes.
+fn inflate_into(
+    inflate: Option<&mut Decompressor>,
+    partial: &mut Partial,
+    a: &mut Assembly,
+    compressed: &[u8],
+    limit: usize,
+) -> Result<(), ProtocolError> {
+    let Some(inflate) = inflate else {
+        return Ok(());
+    };
+    let before = a.bytes.len();
+    inflate
+        .decompress(compressed, &mut a.bytes, limit)
+        .map_err(inflate_error)?;
+    a.filled = a.bytes.len();
+    if partial.text {
+        partial
+            .utf8
+            .feed(&a.bytes[before..])
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(())
+}
+
+fn inflate_error(e: InflateError) -> ProtocolError {
+    match e {
+        InflateError::OutputLimit { limit } => ProtocolError::MessageTooBig {
+            size: limit as u64 + 1,
+            limit,
+        },
+        other => ProtocolError::BadCompression(other),
     }
 }
 

@@ -32,6 +32,7 @@
 //!
 //! Unix-socket connections are local and skip both checks.
 
+use crate::extensions::permessage_deflate::{negotiate, DeflateConfig, PerMessageDeflate};
 use crate::handshake::{self, HandshakeError, Request, Response};
 use crate::protocol::Role;
 use crate::socket::{read_request, write_all_vectored, Sender};
@@ -84,6 +85,10 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Name of connection threads, as `ps` and debuggers show it. Default `"stdws-conn"`.
     pub thread_name: String,
+    /// permessage-deflate (RFC 7692), accepted when a client offers it.
+    /// Default `None`: off. With it on, a connection holds up to about 295
+    /// KiB more at 15-bit windows (35 KiB at 9 bits): see [`crate::deflate`].
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -104,6 +109,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             thread_name: "stdws-conn".into(),
+            deflate: None,
         }
     }
 }
@@ -586,10 +592,19 @@ fn serve_connection(ctx: &Ctx, id: u64, stream: &Stream) -> Result<(), Error> {
             }
         },
     };
-    let response = handshake::response_101(&accept_key, protocol.as_deref());
+    let deflate = config.deflate.as_ref().and_then(|cfg| {
+        let offers = request.headers().get_all("sec-websocket-extensions");
+        negotiate(offers, cfg)
+            .map(|(agreed, answer)| (PerMessageDeflate::new(Role::Server, &agreed, cfg), answer))
+    });
+    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
+    let response = handshake::response_101(&accept_key, protocol.as_deref(), answer);
     write_all_vectored(&mut stream.clone(), &response, &[])?;
 
     let mut ws = WebSocket::from_raw(stream.clone(), Role::Server, config.limits, &rest);
+    if let Some((deflate, _)) = deflate {
+        ws.enable_deflate(deflate);
+    }
     let tick = ws.set_timeouts(config.read_timeout, config.keepalive);
     stream.set_read_timeout(tick)?;
     ws.set_handshake(Some(request), protocol);

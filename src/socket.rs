@@ -5,6 +5,7 @@
 //! the connection with the right close code, and writes each frame's header
 //! and payload with one vectored write.
 
+use crate::extensions::permessage_deflate::{Compressor, PerMessageDeflate};
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::handshake::{self, HeadScanner, Request};
 use crate::mask::apply_mask;
@@ -291,6 +292,8 @@ fn close_payload(code: CloseCode, reason: &str) -> Result<Vec<u8>, Error> {
 struct Outgoing {
     rng: Option<Box<OsRandom>>,
     pending: Vec<u8>,
+    /// permessage-deflate, when negotiated: compresses in wire order.
+    deflate: Option<Box<Compressor>>,
 }
 
 /// Frames up to this size are copied into the queue when fed; larger ones
@@ -309,6 +312,7 @@ impl Outgoing {
         Outgoing {
             rng: (role == Role::Client).then(|| Box::new(OsRandom::new())),
             pending: Vec::new(),
+            deflate: None,
         }
     }
 
@@ -326,6 +330,24 @@ impl Outgoing {
         payload: Payload<'_>,
         flush: bool,
     ) -> Result<(), Error> {
+        // Compress a data message first (RSV1 marks it), then mask.
+        let mut rsv = 0;
+        let payload = match (&mut self.deflate, opcode, payload) {
+            (Some(deflate), OpCode::Text | OpCode::Binary, payload) => {
+                let mut compressed = Vec::new();
+                let original = match &payload {
+                    Payload::Borrowed(b) => b,
+                    Payload::Owned(b) => &b[..],
+                };
+                if deflate.compress(original, &mut compressed) {
+                    rsv = 0b100;
+                    Payload::Owned(compressed)
+                } else {
+                    payload
+                }
+            }
+            (_, _, payload) => payload,
+        };
         let (mask, masked);
         let bytes = match (&mut self.rng, payload) {
             (None, Payload::Borrowed(b)) => {
@@ -351,7 +373,7 @@ impl Outgoing {
         };
         let header = FrameHeader {
             fin: true,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: bytes.len() as u64,
@@ -493,7 +515,11 @@ impl<S: Read + Write> WebSocket<S> {
             .and_then(|(req, rest)| Ok((handshake::check_upgrade(&req)?, req, rest)));
         match result {
             Ok((accept, req, rest)) => {
-                write_all_vectored(&mut stream, &handshake::response_101(&accept, None), &[])?;
+                write_all_vectored(
+                    &mut stream,
+                    &handshake::response_101(&accept, None, None),
+                    &[],
+                )?;
                 let mut ws = Self::from_raw(stream, Role::Server, limits, &rest);
                 ws.request = Some(req);
                 Ok(ws)
@@ -717,6 +743,18 @@ impl<S: Read + Write> WebSocket<S> {
     /// The subprotocol agreed in the handshake, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.protocol.as_deref()
+    }
+
+    /// Turns on permessage-deflate as the handshake agreed: compressed
+    /// messages (RSV1) are accepted, and data messages over the threshold
+    /// are sent compressed. Call it before [`WebSocket::sender`].
+    pub fn enable_deflate(&mut self, deflate: PerMessageDeflate) {
+        let (compressor, decompressor) = deflate.split();
+        self.proto.enable_deflate(decompressor);
+        match &mut self.out {
+            Outbound::Own { out, .. } => out.deflate = Some(Box::new(compressor)),
+            Outbound::Shared(shared) => shared.lock().out.deflate = Some(Box::new(compressor)),
+        }
     }
 
     /// Records the handshake this connection came from.

@@ -372,3 +372,56 @@ describe("car page", () => {
     assert.deepEqual(errors, []);
   });
 });
+
+// ---------------------------------------------------------------------------
+// echo with permessage-deflate
+// ---------------------------------------------------------------------------
+
+describe("echo page with permessage-deflate", () => {
+  let server, page, context, offsite, errors;
+
+  before(async () => {
+    server = await startExample("echo", "127.0.0.1:0", ["--deflate"]);
+    ({ page, context, offsite, errors } = await openPage(server, { width: 640, height: 360 }));
+    await page.goto(server.origin + "/");
+    await page.waitForFunction(() => document.getElementById("status").textContent.startsWith("connected"));
+  });
+
+  after(async () => {
+    await context?.close();
+    await server?.stop();
+  });
+
+  test("chromium negotiates permessage-deflate with the server", async () => {
+    const extensions = await page.evaluate(() => window.echoSocket.extensions);
+    assert.match(extensions, /^permessage-deflate/);
+  });
+
+  test("text and binary messages round-trip compressed", async () => {
+    const results = await page.evaluate(async () => {
+      const ws = window.echoSocket;
+      ws.binaryType = "arraybuffer";
+      const echo = (data) =>
+        new Promise((resolve) => {
+          ws.addEventListener("message", (e) => resolve(e.data), { once: true });
+          ws.send(data);
+        });
+      const text = JSON.stringify({ inputs: [0, 1, 0, 0, 1, 0, 0, 0] }).repeat(2000) + " ✓";
+      const bytes = new Uint8Array(300000).map((_, i) => (i * 7) % 13);
+      const small = await echo("hi");
+      const big = await echo(text);
+      const binary = new Uint8Array(await echo(bytes));
+      return {
+        small,
+        bigSame: big === text,
+        binarySame: binary.length === bytes.length && binary.every((b, i) => b === bytes[i]),
+      };
+    });
+    assert.deepEqual(results, { small: "hi", bigSame: true, binarySame: true });
+  });
+
+  test("loads nothing from anywhere but its server", () => {
+    assert.deepEqual(offsite, []);
+    assert.deepEqual(errors, []);
+  });
+});
