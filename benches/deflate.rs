@@ -14,8 +14,8 @@ mod deflate_corpus;
 #[path = "common/harness.rs"]
 mod harness;
 
-use std::hint::black_box;
 use harness::Harness;
+use std::hint::black_box;
 use stdws::deflate::{Deflater, Inflater, Level, WindowBits};
 
 const LEVELS: [Level; 3] = [Level::Fast, Level::Default, Level::Best];

@@ -100,6 +100,22 @@ mod simd {
         apply_mask_aligned(buf, key)
     }
 
+    /// The wide paths this CPU can run, as safe functions, for tests.
+    #[cfg(test)]
+    #[allow(unsafe_code)]
+    pub(super) fn detected() -> Vec<super::MaskPath> {
+        let mut paths: Vec<super::MaskPath> = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: called only on a CPU with the features, checked above.
+            paths.push(("avx512", |b, k| unsafe { avx512(b, k) }));
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above.
+            paths.push(("avx2", |b, k| unsafe { avx2(b, k) }));
+        }
+        paths
+    }
+
     #[allow(unsafe_code)]
     pub(super) fn apply_mask_wide(buf: &mut [u8], key: [u8; 4]) {
         // SAFETY: both functions are safe code; `unsafe` is only needed to
@@ -114,6 +130,10 @@ mod simd {
         }
     }
 }
+
+/// A masking path by name, for tests that run each one.
+#[cfg(test)]
+type MaskPath = (&'static str, fn(&mut [u8], [u8; 4]));
 
 /// The byte-at-a-time definition of masking; the reference the fast path is tested against.
 pub fn apply_mask_reference(buf: &mut [u8], key: [u8; 4], offset: usize) {
@@ -156,6 +176,30 @@ mod tests {
                     apply_mask(&mut fast, key, offset);
                     apply_mask_reference(&mut slow, key, offset);
                     assert_eq!(fast, slow, "start {start} len {len} offset {offset}");
+                }
+            }
+        }
+    }
+
+    /// Each path explicitly, whatever this CPU would dispatch to.
+    #[test]
+    fn every_unmask_path_matches_the_reference() {
+        let key = [0x9a, 0x01, 0xfe, 0x42];
+        let source: Vec<u8> = (0..3000u32).map(|i| (i * 31 + 7) as u8).collect();
+        for start in 0..5 {
+            for len in [0, 1, 63, 64, 127, 128, 129, 255, 1000, 2995] {
+                let mut slow = source[start..start + len].to_vec();
+                apply_mask_reference(&mut slow, key, 0);
+                let mut paths: Vec<MaskPath> = vec![
+                    ("blocks", apply_mask_blocks),
+                    ("aligned", apply_mask_aligned),
+                ];
+                #[cfg(all(target_arch = "x86_64", not(miri)))]
+                paths.extend(simd::detected());
+                for (name, path) in paths {
+                    let mut fast = source[start..start + len].to_vec();
+                    path(&mut fast, key);
+                    assert_eq!(fast, slow, "{name}: start {start} len {len}");
                 }
             }
         }

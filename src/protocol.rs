@@ -871,17 +871,10 @@ impl Protocol {
             return Ok(());
         };
         let before = a.bytes.len();
-        inflate
-            .finish_message(&mut a.bytes, self.limits.max_message_size)
-            .map_err(inflate_error)?;
+        let result = inflate.finish_message(&mut a.bytes, self.limits.max_message_size);
         a.filled = a.bytes.len();
-        if partial.text {
-            partial
-                .utf8
-                .feed(&a.bytes[before..])
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        Ok(())
+        check_inflated(&mut partial, &a.bytes[before..])?;
+        result.map_err(inflate_error)
     }
 }
 
@@ -898,14 +891,20 @@ fn inflate_into(
         return Ok(());
     };
     let before = a.bytes.len();
-    inflate
-        .decompress(compressed, &mut a.bytes, limit)
-        .map_err(inflate_error)?;
+    let result = inflate.decompress(compressed, &mut a.bytes, limit);
     a.filled = a.bytes.len();
+    check_inflated(partial, &a.bytes[before..])?;
+    result.map_err(inflate_error)
+}
+
+/// Checks newly inflated text. It runs before an inflate error is reported:
+/// text produced before the error comes first in the stream, so the outcome
+/// does not depend on how the compressed bytes were read.
+fn check_inflated(partial: &mut Partial, new: &[u8]) -> Result<(), ProtocolError> {
     if partial.text {
         partial
             .utf8
-            .feed(&a.bytes[before..])
+            .feed(new)
             .map_err(|_| ProtocolError::InvalidUtf8)?;
     }
     Ok(())

@@ -1,0 +1,706 @@
+//! The protocol oracle shared by the `protocol` and `roundtrip` fuzz targets
+//! and by `tests/stress_protocol.rs` (which includes this file with `#[path]`,
+//! so it must use only `std` and `stdws`).
+//!
+//! Three pieces:
+//!
+//! * [`reference_decode`]: a deliberately naive receiver written straight from
+//!   RFC 6455 and the documented rules of `stdws::protocol`. It sees the whole
+//!   byte stream at once and decodes it front to back, with no buffers, no
+//!   state machine and no incremental UTF-8 validation. It is the oracle the
+//!   real, incremental [`Protocol`] is compared with.
+//! * [`drive`]: feeds a stream to a real [`Protocol`] through `read_buf` and
+//!   `commit` in the given chunk sizes, checking the protocol's invariants
+//!   after every call (see [`drive`] for the list).
+//! * Encoders: [`encode_frame`] (independent of `stdws`, can lie about lengths
+//!   and masks) for the protocol target, and [`encode_items`] (through
+//!   `FrameHeader::encode` and `apply_mask`, the way `stdws` itself sends) for
+//!   the roundtrip property.
+//!
+//! Chunk lists: a chunk size of `usize::MAX` means "as much as the read buffer
+//! takes"; an empty list means that for every read. Sizes are used in turn and
+//! the list starts over when it runs out.
+
+use stdws::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use stdws::mask::{apply_mask, apply_mask_reference};
+use stdws::protocol::{ControlPayload, Event, Protocol, ProtocolError, Role, READ_BUFFER_MAX};
+use stdws::{CloseCode, CloseFrame, Limits, Message};
+
+/// What a receiver makes of a byte stream: its events in order, then the
+/// error that failed the connection, if any. A stream that ends mid-frame
+/// (or mid-message) without an error is simply `error: None`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Every event, in order; an `Event::Close` can only be last.
+    pub events: Vec<Event>,
+    /// The error that ended the connection.
+    pub error: Option<ProtocolError>,
+}
+
+/// The most a `Protocol`'s read buffer may hold, as `stdws::protocol`
+/// documents it: the configured `read_buffer_size` (never less than the
+/// longest frame header, 14 bytes, so a header always fits), grown under
+/// pipelined reads up to `READ_BUFFER_MAX` (64 KiB) if that is larger.
+pub fn read_buffer_bound(limits: &Limits) -> usize {
+    limits
+        .read_buffer_size
+        .max(MAX_HEADER_LEN)
+        .max(READ_BUFFER_MAX)
+}
+
+/// The memory a `Protocol` may hold: `message_memory()` is checked against
+/// `max_message_size` exactly (a message buffer must never be over-allocated
+/// past the limit), and `memory_held()` against that plus
+/// [`read_buffer_bound`]. Nothing else is allowed.
+pub fn memory_bound(limits: &Limits) -> usize {
+    limits.max_message_size + read_buffer_bound(limits)
+}
+
+/// Asserts both memory bounds.
+/// What an inflater may hold besides: a 32 KiB window, decoding tables and
+/// slack, as the `deflate` module documents.
+pub const INFLATE_MEMORY: usize = 64 << 10;
+
+fn check_memory(proto: &Protocol, limits: &Limits, extra: usize) {
+    let message = proto.message_memory();
+    assert!(
+        message <= limits.max_message_size,
+        "message_memory {message} > max_message_size {}",
+        limits.max_message_size
+    );
+    let (held, bound) = (proto.memory_held(), memory_bound(limits) + extra);
+    assert!(held <= bound, "memory_held {held} > bound {bound}");
+}
+
+// ---------------------------------------------------------------------------
+// The reference receiver.
+// ---------------------------------------------------------------------------
+
+/// Close codes a peer may send (RFC 6455 section 7.4.1, and 3000-4999 for
+/// libraries and applications); written out again here rather than calling
+/// `CloseCode::is_sendable`, so the oracle does not share the code it checks.
+fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// Whether `bytes` contains a byte sequence that no continuation could make
+/// valid UTF-8 (a cut-off character at the end is fine).
+fn definitely_invalid_utf8(bytes: &[u8]) -> bool {
+    matches!(std::str::from_utf8(bytes), Err(e) if e.error_len().is_some())
+}
+
+struct RefMessage {
+    text: bool,
+    data: Vec<u8>,
+    frames: usize,
+}
+
+/// Decodes `stream` the slow, obvious way; see the module docs.
+///
+/// Rules, in the order they are checked for each frame (the order the real
+/// receiver reports them in, which tests rely on):
+/// 1. header bytes as they arrive: reserved opcode, control frame without FIN
+///    (both from byte 0), control frame with a length over 125 (byte 1,
+///    reported as 126 for the 16- and 64-bit forms), 64-bit length with the
+///    top bit set (once the whole header is there);
+/// 2. RSV bits, then masking direction (a server needs masked frames, a
+///    client unmasked ones);
+/// 3. data frames only: frame size, message size (including this frame),
+///    continuation rules, fragment count (a message's first frame is never
+///    counted against it);
+/// 4. payload: text is checked as it arrives (a byte that cannot continue
+///    valid UTF-8 fails at once, even in an unfinished frame), an unfinished
+///    character at the end of a complete message fails; close payloads must
+///    be empty or a sendable code plus a UTF-8 reason.
+///
+/// Nothing after a close frame or an error is looked at.
+pub fn reference_decode(role: Role, limits: &Limits, stream: &[u8]) -> Outcome {
+    let mut events = Vec::new();
+    let error = reference_decode_into(role, limits, stream, &mut events).err();
+    Outcome { events, error }
+}
+
+fn reference_decode_into(
+    role: Role,
+    limits: &Limits,
+    mut rest: &[u8],
+    events: &mut Vec<Event>,
+) -> Result<(), ProtocolError> {
+    use stdws::frame::FrameError as F;
+    let mut message: Option<RefMessage> = None;
+    loop {
+        // 1. The header.
+        let Some(&b0) = rest.first() else {
+            return Ok(());
+        };
+        let bits = b0 & 0x0f;
+        let opcode = match bits {
+            0 => OpCode::Continuation,
+            1 => OpCode::Text,
+            2 => OpCode::Binary,
+            8 => OpCode::Close,
+            9 => OpCode::Ping,
+            10 => OpCode::Pong,
+            _ => return Err(F::ReservedOpcode(bits).into()),
+        };
+        let fin = b0 & 0x80 != 0;
+        let control = bits >= 8;
+        if control && !fin {
+            return Err(F::FragmentedControlFrame.into());
+        }
+        let Some(&b1) = rest.get(1) else {
+            return Ok(());
+        };
+        let len7 = b1 & 0x7f;
+        if control && len7 > 125 {
+            return Err(F::ControlFrameTooLong(126).into());
+        }
+        let masked = b1 & 0x80 != 0;
+        let ext = match len7 {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        let header_len = 2 + ext + if masked { 4 } else { 0 };
+        if rest.len() < header_len {
+            return Ok(());
+        }
+        let len = match ext {
+            0 => u64::from(len7),
+            _ => rest[2..2 + ext]
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+        };
+        if len >= 1 << 63 {
+            return Err(F::LengthOverflow.into());
+        }
+        let key: Option<[u8; 4]> = masked.then(|| {
+            let k = &rest[2 + ext..header_len];
+            [k[0], k[1], k[2], k[3]]
+        });
+        // 2. RSV bits and masking direction.
+        let rsv = (b0 >> 4) & 7;
+        if rsv != 0 {
+            return Err(ProtocolError::ReservedBits(rsv));
+        }
+        match (role, masked) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        rest = &rest[header_len..];
+        let available = rest.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        let mut payload = rest[..available].to_vec();
+        if let Some(key) = key {
+            apply_mask_reference(&mut payload, key, 0);
+        }
+
+        if control {
+            // A control frame is delivered only once it is complete.
+            if (available as u64) < len {
+                return Ok(());
+            }
+            rest = &rest[available..];
+            let payload = ControlPayload::new(&payload).expect("at most 125 bytes");
+            match opcode {
+                OpCode::Ping => events.push(Event::Ping(payload)),
+                OpCode::Pong => events.push(Event::Pong(payload)),
+                _ => {
+                    let close = match &payload[..] {
+                        [] => None,
+                        [_] => return Err(ProtocolError::InvalidClosePayload),
+                        [hi, lo, reason @ ..] => {
+                            let code = u16::from_be_bytes([*hi, *lo]);
+                            if !sendable(code) {
+                                return Err(ProtocolError::InvalidCloseCode(code));
+                            }
+                            let reason = String::from_utf8(reason.to_vec())
+                                .map_err(|_| ProtocolError::InvalidCloseReason)?;
+                            Some(CloseFrame {
+                                code: CloseCode(code),
+                                reason,
+                            })
+                        }
+                    };
+                    events.push(Event::Close(close));
+                    return Ok(());
+                }
+            }
+            continue;
+        }
+
+        // 3. Data frame rules.
+        if len > limits.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig {
+                size: len,
+                limit: limits.max_frame_size,
+            });
+        }
+        let size = message.as_ref().map_or(0, |m| m.data.len() as u64) + len;
+        if size > limits.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooBig {
+                size,
+                limit: limits.max_message_size,
+            });
+        }
+        let mut m = match (message.take(), opcode) {
+            (None, OpCode::Continuation) => return Err(ProtocolError::UnexpectedContinuation),
+            (Some(_), OpCode::Text | OpCode::Binary) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            (Some(mut m), _) => {
+                m.frames += 1;
+                if m.frames > limits.max_fragments {
+                    return Err(ProtocolError::TooManyFragments {
+                        limit: limits.max_fragments,
+                    });
+                }
+                m
+            }
+            (None, opcode) => RefMessage {
+                text: opcode == OpCode::Text,
+                data: Vec::new(),
+                frames: 1,
+            },
+        };
+        // 4. The payload, as far as it arrived.
+        m.data.extend_from_slice(&payload);
+        if m.text && definitely_invalid_utf8(&m.data) {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        if (available as u64) < len {
+            return Ok(()); // the stream ends inside this frame
+        }
+        rest = &rest[available..];
+        if fin {
+            let msg = if m.text {
+                Message::Text(String::from_utf8(m.data).map_err(|_| ProtocolError::InvalidUtf8)?)
+            } else {
+                Message::Binary(m.data)
+            };
+            events.push(Event::Message(msg));
+        } else {
+            message = Some(m);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Driving the real receiver.
+// ---------------------------------------------------------------------------
+
+/// After a close or an error: nothing more, ever. Checked several times, with
+/// bytes offered in between, because "forever" is the property.
+fn assert_closed_forever(proto: &mut Protocol) {
+    for _ in 0..3 {
+        assert!(proto.is_closed(), "not closed after a close or an error");
+        assert_eq!(proto.next_event(), Ok(None), "event after close/error");
+        assert!(
+            proto.read_buf().is_empty(),
+            "read_buf not empty when closed"
+        );
+        proto.commit(0);
+        assert_eq!(proto.feed(&[0x81, 0x80, 0, 0, 0, 0]), 0, "fed when closed");
+    }
+}
+
+/// Checks one event on its own: what every event must satisfy whatever the input.
+fn check_event(event: &Event) {
+    match event {
+        Event::Message(Message::Text(s)) => {
+            // `String` promises this; the check documents the property and
+            // would catch a `from_utf8_unchecked` sneaking in.
+            assert!(std::str::from_utf8(s.as_bytes()).is_ok());
+        }
+        Event::Message(Message::Binary(_)) => {}
+        Event::Ping(p) | Event::Pong(p) => assert!(p.len() <= 125),
+        Event::Close(Some(frame)) => {
+            assert!(sendable(frame.code.0), "close code {}", frame.code);
+            assert!(frame.reason.len() <= 123, "close reason too long");
+        }
+        Event::Close(None) => {}
+    }
+}
+
+/// Feeds `stream` to a fresh `Protocol` through `read_buf`/`commit`, reading
+/// at most `chunks[i]` bytes each time, and takes every event.
+///
+/// Invariants asserted on the way:
+/// * no panic (implicitly);
+/// * `message_memory()` never exceeds `max_message_size` and `memory_held()`
+///   never exceeds [`memory_bound`], checked after every call;
+/// * once `next_event` returns `Ok(None)` on an open protocol, `read_buf` is
+///   not empty (a reader can always make progress: no deadlock);
+/// * every event passes `check_event` (text is UTF-8, control payloads fit);
+/// * every error's close code is 1002, 1007 or 1009, and its close frame
+///   carries that code and a reason that fits a control frame;
+/// * after an `Event::Close` or an error the protocol stays closed: no event,
+///   an empty `read_buf`, `feed` takes nothing.
+pub fn drive(role: Role, limits: Limits, stream: &[u8], chunks: &[usize]) -> Outcome {
+    drive_protocol(Protocol::new(role, limits), limits, 0, stream, chunks)
+}
+
+/// [`drive`] for a receiver prepared by the caller, such as one with
+/// permessage-deflate enabled; `extra` is the memory it may hold beyond
+/// [`memory_bound`] ([`INFLATE_MEMORY`] for an inflater).
+pub fn drive_protocol(
+    mut proto: Protocol,
+    limits: Limits,
+    extra: usize,
+    stream: &[u8],
+    chunks: &[usize],
+) -> Outcome {
+    let mut events = Vec::new();
+    let mut pos = 0;
+    let mut next_chunk = chunks.iter().copied().cycle();
+    loop {
+        // Take every event the bytes so far make.
+        loop {
+            let event = proto.next_event();
+            check_memory(&proto, &limits, extra);
+            let message = proto.message_memory();
+            let max = limits.max_message_size;
+            assert!(
+                message <= max,
+                "message_memory {message} > max_message_size {max}"
+            );
+            match event {
+                Ok(Some(event)) => {
+                    check_event(&event);
+                    let closing = matches!(event, Event::Close(_));
+                    events.push(event);
+                    if closing {
+                        assert_closed_forever(&mut proto);
+                        return Outcome {
+                            events,
+                            error: None,
+                        };
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    let code = error.close_code().0;
+                    assert!(
+                        matches!(code, 1002 | 1007 | 1009),
+                        "{error:?} closes with {code}"
+                    );
+                    let frame = error.close_frame();
+                    assert_eq!(frame.code.0, code);
+                    assert!(frame.reason.len() <= 123);
+                    assert_closed_forever(&mut proto);
+                    return Outcome {
+                        events,
+                        error: Some(error),
+                    };
+                }
+            }
+        }
+        assert!(!proto.is_closed(), "closed without a close event or error");
+        if pos == stream.len() {
+            return Outcome {
+                events,
+                error: None,
+            };
+        }
+        // Read the next chunk.
+        let want = next_chunk.next().unwrap_or(usize::MAX).max(1);
+        let buf = proto.read_buf();
+        assert!(!buf.is_empty(), "no room to read after draining events");
+        let n = buf.len().min(want).min(stream.len() - pos);
+        buf[..n].copy_from_slice(&stream[pos..pos + n]);
+        proto.commit(n);
+        pos += n;
+        check_memory(&proto, &limits, extra);
+    }
+}
+
+/// The full protocol property: the real receiver, fed `stream` in `chunks`
+/// and also all at once, keeps its invariants ([`drive`]) and agrees exactly
+/// with [`reference_decode`]: same events, same error. So the outcome cannot
+/// depend on how the bytes were split into reads.
+pub fn check_protocol(role: Role, limits: Limits, stream: &[u8], chunks: &[usize]) -> Outcome {
+    let expected = reference_decode(role, &limits, stream);
+    let got = drive(role, limits, stream, chunks);
+    assert_eq!(got, expected, "chunked decode differs from the reference");
+    if !chunks.is_empty() {
+        let whole = drive(role, limits, stream, &[]);
+        assert_eq!(whole, expected, "whole decode differs from the reference");
+    }
+    expected
+}
+
+// ---------------------------------------------------------------------------
+// Encoders.
+// ---------------------------------------------------------------------------
+
+/// How a test frame writes its payload length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LenEncoding {
+    /// The shortest form, as RFC 6455 requires of senders.
+    Minimal,
+    /// Always the 16-bit form (126), truncating lengths over 65535.
+    Force16,
+    /// Always the 64-bit form (127).
+    Force64,
+    /// The shortest form for this length, whatever the payload really is.
+    Claim(u64),
+}
+
+/// How a test frame is masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Masking {
+    /// No mask bit, payload as is.
+    None,
+    /// Mask bit and key, payload XORed with the key: a correct masked frame.
+    Masked([u8; 4]),
+    /// Mask bit and key, but the payload left unmasked: garbage after unmasking.
+    KeyOnly([u8; 4]),
+}
+
+/// Encodes a frame by hand, independently of `stdws::frame`: first byte
+/// `b0` verbatim (FIN, RSV, any opcode, reserved ones too), then the length
+/// as told, then the mask, then the payload.
+pub fn encode_frame(b0: u8, masking: Masking, len: LenEncoding, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![b0];
+    let mask_bit = if masking == Masking::None { 0 } else { 0x80 };
+    let value = match len {
+        LenEncoding::Claim(n) => n,
+        _ => payload.len() as u64,
+    };
+    let form = match len {
+        LenEncoding::Force16 => 126,
+        LenEncoding::Force64 => 127,
+        _ if value <= 125 => value as u8,
+        _ if value <= 0xffff => 126,
+        _ => 127,
+    };
+    out.push(mask_bit | form);
+    match form {
+        126 => out.extend_from_slice(&(value as u16).to_be_bytes()),
+        127 => out.extend_from_slice(&value.to_be_bytes()),
+        _ => {}
+    }
+    let mut body = payload.to_vec();
+    match masking {
+        Masking::None => {}
+        Masking::Masked(key) => {
+            out.extend_from_slice(&key);
+            apply_mask_reference(&mut body, key, 0);
+        }
+        Masking::KeyOnly(key) => out.extend_from_slice(&key),
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+/// One thing a well-behaved peer sends, for the roundtrip property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// A data message. `text` payloads must be valid UTF-8.
+    Message {
+        /// Text or binary.
+        text: bool,
+        /// The whole message.
+        payload: Vec<u8>,
+        /// Where fragments end: sorted offsets into `payload`, anywhere
+        /// (inside a character too); a repeated offset makes an empty fragment.
+        splits: Vec<usize>,
+        /// Control frames sent between fragments: `(i, c)` goes right after
+        /// fragment `i` (only `i < splits.len()` is between fragments).
+        between: Vec<(usize, Control)>,
+    },
+    /// A ping or pong between messages.
+    Control(Control),
+    /// A valid close frame; nothing is expected after it.
+    Close(Option<CloseFrame>),
+}
+
+/// A ping or a pong with at most 125 bytes of payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// A ping.
+    Ping(Vec<u8>),
+    /// A pong.
+    Pong(Vec<u8>),
+}
+
+/// Writes one frame the way `stdws` sends: `FrameHeader::encode`, then the
+/// payload masked with `apply_mask` when a key is given.
+fn send_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, key: Option<[u8; 4]>, payload: &[u8]) {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask: key,
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    out.extend_from_slice(&head[..n]);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = key {
+        apply_mask(&mut out[start..], key, 0);
+    }
+}
+
+fn send_control(
+    out: &mut Vec<u8>,
+    expected: &mut Vec<Event>,
+    key: Option<[u8; 4]>,
+    control: &Control,
+) {
+    let (opcode, payload) = match control {
+        Control::Ping(p) => (OpCode::Ping, p),
+        Control::Pong(p) => (OpCode::Pong, p),
+    };
+    let payload = &payload[..payload.len().min(125)];
+    send_frame(out, true, opcode, key, payload);
+    let p = ControlPayload::new(payload).expect("at most 125 bytes");
+    expected.push(match control {
+        Control::Ping(_) => Event::Ping(p),
+        Control::Pong(_) => Event::Pong(p),
+    });
+}
+
+/// Encodes `items` as a peer of `receiver` would (masked with keys from
+/// `keys` when the receiver is a server) and gives the byte stream and the
+/// events the receiver must produce, in order. Nothing after a close is sent.
+pub fn encode_items(
+    receiver: Role,
+    items: &[Item],
+    keys: &mut dyn FnMut() -> [u8; 4],
+) -> (Vec<u8>, Vec<Event>) {
+    let mut out = Vec::new();
+    let mut expected = Vec::new();
+    let mut key = || (receiver == Role::Server).then(&mut *keys);
+    for item in items {
+        match item {
+            Item::Message {
+                text,
+                payload,
+                splits,
+                between,
+            } => {
+                let mut bounds: Vec<usize> = splits.iter().map(|&s| s.min(payload.len())).collect();
+                bounds.sort_unstable();
+                bounds.push(payload.len());
+                let mut start = 0;
+                for (i, &end) in bounds.iter().enumerate() {
+                    let opcode = match (i, text) {
+                        (0, true) => OpCode::Text,
+                        (0, false) => OpCode::Binary,
+                        _ => OpCode::Continuation,
+                    };
+                    let last = i + 1 == bounds.len();
+                    send_frame(&mut out, last, opcode, key(), &payload[start..end]);
+                    start = end;
+                    if !last {
+                        for (_, c) in between.iter().filter(|(after, _)| *after == i) {
+                            send_control(&mut out, &mut expected, key(), c);
+                        }
+                    }
+                }
+                expected.push(Event::Message(if *text {
+                    Message::Text(String::from_utf8(payload.clone()).expect("text is UTF-8"))
+                } else {
+                    Message::Binary(payload.clone())
+                }));
+            }
+            Item::Control(c) => send_control(&mut out, &mut expected, key(), c),
+            Item::Close(frame) => {
+                let mut payload = Vec::new();
+                if let Some(f) = frame {
+                    payload.extend_from_slice(&f.code.0.to_be_bytes());
+                    payload.extend_from_slice(f.reason.as_bytes());
+                }
+                send_frame(&mut out, true, OpCode::Close, key(), &payload);
+                expected.push(Event::Close(frame.clone()));
+                break;
+            }
+        }
+    }
+    (out, expected)
+}
+
+/// The largest message, the largest frame payload and the most fragments any
+/// message in `items` has: limits exactly this tight must still accept them.
+pub fn tight_limits(items: &[Item], read_buffer_size: usize) -> Limits {
+    let mut limits = Limits {
+        max_message_size: 0,
+        max_frame_size: 0,
+        max_fragments: 1,
+        read_buffer_size,
+        ..Limits::default()
+    };
+    for item in items {
+        if let Item::Message {
+            payload, splits, ..
+        } = item
+        {
+            let mut bounds: Vec<usize> = splits.iter().map(|&s| s.min(payload.len())).collect();
+            bounds.sort_unstable();
+            bounds.push(payload.len());
+            let mut start = 0;
+            for &end in &bounds {
+                limits.max_frame_size = limits.max_frame_size.max(end - start);
+                start = end;
+            }
+            limits.max_message_size = limits.max_message_size.max(payload.len());
+            limits.max_fragments = limits.max_fragments.max(bounds.len());
+        }
+    }
+    limits
+}
+
+/// The roundtrip property: what a well-behaved peer sends comes out the same,
+/// in the same order, pings and pongs between fragments included, whatever
+/// the read sizes; and the reference decoder agrees.
+pub fn check_roundtrip(
+    receiver: Role,
+    limits: Limits,
+    items: &[Item],
+    keys: &mut dyn FnMut() -> [u8; 4],
+    chunks: &[usize],
+) {
+    let (stream, expected) = encode_items(receiver, items, keys);
+    let outcome = check_protocol(receiver, limits, &stream, chunks);
+    assert_eq!(
+        outcome,
+        Outcome {
+            events: expected,
+            error: None
+        },
+        "roundtrip lost or changed a message"
+    );
+}
+
+/// Turns arbitrary bytes into text: invalid sequences become U+FFFD, so the
+/// text has multi-byte characters that splits can cut.
+pub fn to_text(bytes: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(bytes).into_owned().into_bytes()
+}
+
+/// The sendable close code nearest below `n`'s position in the sendable
+/// ranges: maps any `u16` onto a code a peer may send.
+pub fn sendable_code(n: u16) -> CloseCode {
+    const RANGES: [(u16, u16); 3] = [(1000, 1003), (1007, 1014), (3000, 4999)];
+    let total: u16 = RANGES.iter().map(|(a, b)| b - a + 1).sum();
+    let mut i = n % total;
+    for (a, b) in RANGES {
+        if i <= b - a {
+            return CloseCode(a + i);
+        }
+        i -= b - a + 1;
+    }
+    unreachable!()
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+pub fn truncate_str(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}

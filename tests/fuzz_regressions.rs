@@ -1,0 +1,195 @@
+//! Every crash the fuzz targets in `fuzz/` found, as a plain test.
+//!
+//! Each test names the target that found it, gives the crashing input as the
+//! fuzzer wrote it (base64, in that target's input format, see
+//! `fuzz/src/lib.rs`), and checks the broken property directly on the public
+//! API, so it runs with `cargo test` on stable and no fuzzing toolchain. The
+//! tests were added before the fixes they guard.
+
+use stdws::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use stdws::mask::{apply_mask, apply_mask_reference};
+use stdws::protocol::{Event, Protocol, ProtocolError, Role};
+use stdws::{Limits, Message};
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A frame as `stdws` sends it, masked with `key` if given.
+fn frame(fin: bool, opcode: OpCode, key: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let header = FrameHeader {
+        fin,
+        rsv: 0,
+        opcode,
+        mask: key,
+        payload_len: payload.len() as u64,
+    };
+    let mut head = [0; MAX_HEADER_LEN];
+    let n = header.encode(&mut head);
+    let mut out = head[..n].to_vec();
+    let mut body = payload.to_vec();
+    if let Some(key) = key {
+        apply_mask(&mut body, key, 0);
+    }
+    out.extend(body);
+    out
+}
+
+/// Asserts that the protocol is closed for good: no events, nowhere to read.
+fn assert_closed_forever(proto: &mut Protocol) {
+    for _ in 0..3 {
+        assert!(proto.is_closed());
+        assert_eq!(proto.next_event(), Ok(None));
+        assert!(proto.read_buf().is_empty());
+        assert_eq!(proto.feed(&frame(true, OpCode::Text, Some(KEY), b"x")), 0);
+    }
+}
+
+/// Found by `mask` within seconds (input: 86 bytes of 0xff, so key ff ff ff ff
+/// and offset `usize::MAX`, then `9c 37 fa 21 3d 00 00 fd ff 00 00 00 00 00 00
+/// 03 00` and `ello`): `apply_mask_reference` computed
+/// `offset + i` and overflowed (a panic in debug builds) for an offset near
+/// `usize::MAX`, where the fast `apply_mask` (which only uses `offset % 4`)
+/// was fine. The reference must agree with the fast path for every offset.
+#[test]
+fn mask_reference_takes_any_offset() {
+    for offset in [usize::MAX, usize::MAX - 1, usize::MAX - 2, usize::MAX - 3] {
+        let data: Vec<u8> = (0..40).collect();
+        let mut slow = data.clone();
+        let mut fast = data.clone();
+        apply_mask_reference(&mut slow, KEY, offset);
+        apply_mask(&mut fast, KEY, offset);
+        assert_eq!(slow, fast, "offset {offset:#x}");
+        // byte i is XORed with key[(offset + i) mod 4]; usize::MAX % 4 == 3.
+        let start = offset % 4;
+        assert_eq!(slow[0], data[0] ^ KEY[start]);
+        assert_eq!(slow[1], data[1] ^ KEY[(start + 1) % 4]);
+    }
+}
+
+/// Found by `protocol` on its seed `invalid-utf8-whole` (input
+/// `AP//////ABAAgYM3+iE92lqh`: a masked text frame holding the UTF-16
+/// surrogate `ed a0 80`, which arrives whole). The error was returned, but the
+/// state was already reset to "between frames", so the protocol was not
+/// closed: `read_buf` still took bytes and later frames still produced events
+/// after the connection had failed.
+#[test]
+fn protocol_is_closed_after_invalid_utf8_in_a_complete_text_message() {
+    let mut stream = frame(true, OpCode::Text, Some(KEY), b"\xed\xa0\x80");
+    stream.extend(frame(true, OpCode::Text, Some(KEY), b"late"));
+    let mut proto = Protocol::new(Role::Server, Limits::default());
+    assert_eq!(proto.feed(&stream), stream.len());
+    assert_eq!(proto.next_event(), Err(ProtocolError::InvalidUtf8));
+    assert_closed_forever(&mut proto);
+
+    // The same through the other failing path: a fragmented text message
+    // that ends inside a character.
+    let mut stream = frame(false, OpCode::Text, Some(KEY), b"a\xe2");
+    stream.extend(frame(true, OpCode::Continuation, Some(KEY), b"\x82"));
+    stream.extend(frame(true, OpCode::Binary, Some(KEY), b"late"));
+    let mut proto = Protocol::new(Role::Server, Limits::default());
+    assert_eq!(proto.feed(&stream), stream.len());
+    assert_eq!(proto.next_event(), Err(ProtocolError::InvalidUtf8));
+    assert_closed_forever(&mut proto);
+}
+
+/// Found by `roundtrip` on its seed `client-receiver-tight` (input
+/// `AxABAAAAAAAAAAICBQAGYWJjZGVmAgIABAAAAAgDeHl6AA==`): a 6-byte binary
+/// message in three 2-byte fragments, `max_message_size` 6, read buffer 16.
+/// Each continuation grew the message with `Vec::resize`, whose amortized
+/// growth doubles the capacity (and never allocates under 8 bytes), so the
+/// message buffer reached 8 bytes and `memory_held()` 24, over the 22 that
+/// `Limits` promises (max_message_size plus the read buffer). With large
+/// limits this lets a peer make a connection hold up to twice
+/// `max_message_size`. Since the receive path was rewritten, the message part
+/// of `memory_held()` is `message_memory()`, which is what this checks.
+#[test]
+fn fragments_never_grow_a_message_past_max_message_size() {
+    for (max, pieces) in [
+        (6usize, vec![2usize, 2, 2]),
+        (1000, vec![400, 300, 200, 100]),
+    ] {
+        let limits = Limits {
+            max_message_size: max,
+            read_buffer_size: 16,
+            ..Limits::default()
+        };
+        let bound = max;
+        let mut stream = Vec::new();
+        let mut expected = Vec::new();
+        for (i, &n) in pieces.iter().enumerate() {
+            let opcode = if i == 0 {
+                OpCode::Binary
+            } else {
+                OpCode::Continuation
+            };
+            let payload = vec![i as u8; n];
+            stream.extend(frame(i + 1 == pieces.len(), opcode, None, &payload));
+            expected.extend(payload);
+        }
+        let mut proto = Protocol::new(Role::Client, limits);
+        let mut rest = &stream[..];
+        let mut events = Vec::new();
+        loop {
+            while let Some(event) = proto.next_event().unwrap() {
+                events.push(event);
+            }
+            assert!(
+                proto.message_memory() <= bound,
+                "{} > {bound}",
+                proto.message_memory()
+            );
+            if rest.is_empty() {
+                break;
+            }
+            let n = proto.feed(rest);
+            rest = &rest[n..];
+            assert!(
+                proto.message_memory() <= bound,
+                "{} > {bound}",
+                proto.message_memory()
+            );
+        }
+        assert_eq!(events, vec![Event::Message(Message::Binary(expected))]);
+    }
+}
+
+/// Found by `protocol_deflate`: a compressed text message whose inflated text
+/// turns invalid before its compressed data does. Read whole, the inflater
+/// reported the corrupt block (a later position) before the text it had
+/// already produced was checked; read in pieces, the invalid text came first.
+/// Errors must come in stream order, so the outcome cannot depend on reads.
+#[test]
+fn invalid_text_before_corrupt_compressed_data_is_reported_first_however_read() {
+    use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
+    // A stored block holding invalid UTF-8, then a stored block with a bad length.
+    let mut compressed = vec![0x00, 0x02, 0x00, 0xfd, 0xff, 0xff, 0xfe];
+    compressed.extend_from_slice(&[0x00, 0x00, 0x00, 0x00, 0x00]);
+    let stream = frame(true, OpCode::Text, Some([1, 2, 3, 4]), &compressed);
+    let mut stream = stream;
+    stream[0] |= 0x40; // RSV1: compressed
+    for chunk in [usize::MAX, 1, 3, 7] {
+        let mut proto = Protocol::new(Role::Server, Limits::default());
+        let (_, inflate) = PerMessageDeflate::new(
+            Role::Server,
+            &AgreedParams::default(),
+            &DeflateConfig::default(),
+        )
+        .split();
+        proto.enable_deflate(inflate);
+        let mut rest = &stream[..];
+        let error = loop {
+            match proto.next_event() {
+                Err(e) => break e,
+                Ok(Some(event)) => panic!("{event:?}"),
+                Ok(None) => {
+                    let buf = proto.read_buf();
+                    let n = buf.len().min(chunk).min(rest.len());
+                    assert!(n > 0, "stream ended without an error (chunk {chunk})");
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    proto.commit(n);
+                    rest = &rest[n..];
+                }
+            }
+        };
+        assert_eq!(error, ProtocolError::InvalidUtf8, "chunk {chunk}");
+    }
+}
