@@ -17,14 +17,11 @@
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let o = offset % 4;
     if buf.len() < 8 {
-        // Pings and tiny JSON: a plain loop beats any setup.
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b ^= key[(o + i) % 4];
-        }
-        return;
+        // Pings and tiny JSON: the plain loop beats any setup.
+        return apply_mask_reference(buf, key, offset);
     }
+    let o = offset % 4;
     let key = [key[o], key[(o + 1) % 4], key[(o + 2) % 4], key[(o + 3) % 4]];
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     if buf.len() >= 256 {
@@ -135,7 +132,9 @@ mod simd {
 #[cfg(test)]
 type MaskPath = (&'static str, fn(&mut [u8], [u8; 4]));
 
-/// The byte-at-a-time definition of masking; the reference the fast path is tested against.
+/// The byte-at-a-time definition of masking; the reference the fast path is
+/// tested against, and the fast path itself below 8 bytes.
+#[inline]
 pub fn apply_mask_reference(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, b) in buf.iter_mut().enumerate() {
         // `offset % 4` first: `offset + i` can overflow for any offset.
