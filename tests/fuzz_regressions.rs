@@ -152,6 +152,42 @@ fn fragments_never_grow_a_message_past_max_message_size() {
     }
 }
 
+/// The error a server with permessage-deflate (default parameters) fails
+/// with on `stream`, read `chunk` bytes at a time; no event may come first.
+fn deflate_error(stream: &[u8], limits: Limits, chunk: usize) -> ProtocolError {
+    use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
+    let mut proto = Protocol::new(Role::Server, limits);
+    let (_, inflate) = PerMessageDeflate::new(
+        Role::Server,
+        &AgreedParams::default(),
+        &DeflateConfig::default(),
+    )
+    .split();
+    proto.enable_deflate(inflate);
+    let mut rest = stream;
+    loop {
+        match proto.next_event() {
+            Err(e) => return e,
+            Ok(Some(event)) => panic!("{event:?}"),
+            Ok(None) => {
+                let buf = proto.read_buf();
+                let n = buf.len().min(chunk).min(rest.len());
+                assert!(n > 0, "stream ended without an error (chunk {chunk})");
+                buf[..n].copy_from_slice(&rest[..n]);
+                proto.commit(n);
+                rest = &rest[n..];
+            }
+        }
+    }
+}
+
+/// A compressed (RSV1) masked text frame.
+fn compressed_text(compressed: &[u8]) -> Vec<u8> {
+    let mut stream = frame(true, OpCode::Text, Some([1, 2, 3, 4]), compressed);
+    stream[0] |= 0x40;
+    stream
+}
+
 /// Found by `protocol_deflate`: a compressed text message whose inflated text
 /// turns invalid before its compressed data does. Read whole, the inflater
 /// reported the corrupt block (a later position) before the text it had
@@ -159,37 +195,52 @@ fn fragments_never_grow_a_message_past_max_message_size() {
 /// Errors must come in stream order, so the outcome cannot depend on reads.
 #[test]
 fn invalid_text_before_corrupt_compressed_data_is_reported_first_however_read() {
-    use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
     // A stored block holding invalid UTF-8, then a stored block with a bad length.
     let mut compressed = vec![0x00, 0x02, 0x00, 0xfd, 0xff, 0xff, 0xfe];
     compressed.extend_from_slice(&[0x00, 0x00, 0x00, 0x00, 0x00]);
-    let stream = frame(true, OpCode::Text, Some([1, 2, 3, 4]), &compressed);
-    let mut stream = stream;
-    stream[0] |= 0x40; // RSV1: compressed
+    let stream = compressed_text(&compressed);
     for chunk in [usize::MAX, 1, 3, 7] {
-        let mut proto = Protocol::new(Role::Server, Limits::default());
-        let (_, inflate) = PerMessageDeflate::new(
-            Role::Server,
-            &AgreedParams::default(),
-            &DeflateConfig::default(),
-        )
-        .split();
-        proto.enable_deflate(inflate);
-        let mut rest = &stream[..];
-        let error = loop {
-            match proto.next_event() {
-                Err(e) => break e,
-                Ok(Some(event)) => panic!("{event:?}"),
-                Ok(None) => {
-                    let buf = proto.read_buf();
-                    let n = buf.len().min(chunk).min(rest.len());
-                    assert!(n > 0, "stream ended without an error (chunk {chunk})");
-                    buf[..n].copy_from_slice(&rest[..n]);
-                    proto.commit(n);
-                    rest = &rest[n..];
-                }
-            }
-        };
+        let error = deflate_error(&stream, Limits::default(), chunk);
         assert_eq!(error, ProtocolError::InvalidUtf8, "chunk {chunk}");
+    }
+}
+
+/// Found by `protocol_deflate` in a 10-minute run (input
+/// `eqAAD6AkAA8BEEDBnTIEBAQEBAQa/jIABP8AAP8=`: a compressed text message of
+/// 1028 bytes, `max_message_size` 160, read whole or 16 bytes at a time): its
+/// inflated text is invalid at byte 4, long before it passes the limit. Read
+/// in pieces, that came first (1007); read whole, a piece of output that
+/// would cross the limit (a stored block, a match) failed before any of it
+/// was written, so the invalid text was never seen and the message failed as
+/// too big (1009). Output up to the limit comes first, however it is read.
+#[test]
+fn invalid_text_before_the_inflated_limit_is_reported_first_however_read() {
+    // A stored block of 20 bytes, invalid at its 13th (past what the bit
+    // buffer holds), over a limit of 16.
+    let stored =
+        |data: &[u8; 20]| compressed_text(&[&[0x00, 20, 0x00, !20, 0xff], &data[..]].concat());
+    let stream = stored(b"abcdefghijkl\xffnopqrst");
+    let limits = Limits {
+        max_message_size: 16,
+        ..Limits::default()
+    };
+    for chunk in [usize::MAX, 1, 3, 8] {
+        assert_eq!(
+            deflate_error(&stream, limits, chunk),
+            ProtocolError::InvalidUtf8,
+            "chunk {chunk}"
+        );
+    }
+    // Valid text past the limit is still too big.
+    let stream = stored(b"abcdefghijklmnopqrst");
+    for chunk in [usize::MAX, 1, 3, 8] {
+        assert_eq!(
+            deflate_error(&stream, limits, chunk),
+            ProtocolError::MessageTooBig {
+                size: 17,
+                limit: 16
+            },
+            "chunk {chunk}"
+        );
     }
 }

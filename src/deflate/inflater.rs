@@ -306,7 +306,14 @@ impl Output<'_> {
         Ok(())
     }
 
+    /// Appends `bytes`; past the limit, the part that fits and then the
+    /// error, as [`Output::match_over_limit`] does for matches.
     fn extend(&mut self, bytes: &[u8]) -> Result<(), InflateError> {
+        if bytes.len() > self.room_to_limit() {
+            let fits = self.room_to_limit();
+            self.extend(&bytes[..fits])?;
+            return Err(InflateError::OutputLimit { limit: self.limit });
+        }
         if self.buf.len() - self.pos < bytes.len() {
             self.grow(bytes.len())?;
         }
@@ -325,6 +332,9 @@ impl Output<'_> {
         window: &Window,
         max_distance: usize,
     ) -> Result<(), InflateError> {
+        if length > self.room_to_limit() {
+            return self.match_over_limit(distance, length, window, max_distance);
+        }
         let produced = self.pos - self.start;
         if distance > produced || distance > max_distance {
             return self.copy_from_window(distance, length, window, max_distance);
@@ -349,6 +359,29 @@ impl Output<'_> {
             self.copy_within_output(src, length);
         }
         Ok(())
+    }
+
+    /// How many more bytes the limit allows.
+    #[inline(always)]
+    fn room_to_limit(&self) -> usize {
+        self.limit.saturating_sub(self.pos)
+    }
+
+    /// A match that passes the limit: the part that fits is output before
+    /// the error, as it would be had the input come in smaller pieces, so
+    /// that the caller sees (and checks) the same bytes however it is read.
+    #[cold]
+    #[inline(never)]
+    fn match_over_limit(
+        &mut self,
+        distance: usize,
+        length: usize,
+        window: &Window,
+        max_distance: usize,
+    ) -> Result<(), InflateError> {
+        let fits = self.room_to_limit();
+        self.copy_match(distance, fits, window, max_distance)?;
+        Err(InflateError::OutputLimit { limit: self.limit })
     }
 
     /// Copies `length` bytes from `src` to the end, repeating the pattern
@@ -1247,7 +1280,7 @@ Inflate: stored, fixed-Huffman and dynamic-Huffman blocks; a sliding window of u
     }
 
     #[test]
-    fn stops_at_the_limit_before_allocating_past_it() {
+    fn stops_at_the_limit_with_what_fits_before_allocating_past_it() {
         let data = Bits::default()
             .fixed_header()
             .lits(b"x")
@@ -1267,6 +1300,8 @@ Inflate: stored, fixed-Huffman and dynamic-Huffman blocks; a sliding window of u
             assert_eq!(result, Err(InflateError::OutputLimit { limit }));
             assert!(result.unwrap_err().is_limit());
             assert!(out.capacity() <= limit.max(1), "limit {limit}");
+            // What fits comes out first, as it would in smaller pieces.
+            assert_eq!(out, vec![b'x'; limit], "limit {limit}");
             // The error sticks.
             assert!(inflater.inflate(&[], &mut out, LIMIT).is_err());
             inflater.reset();
