@@ -333,7 +333,7 @@ impl Output<'_> {
         max_distance: usize,
     ) -> Result<(), InflateError> {
         if length > self.room_to_limit() {
-            return self.match_over_limit(distance, length, window, max_distance);
+            return self.match_over_limit(distance, window, max_distance);
         }
         let produced = self.pos - self.start;
         if distance > produced || distance > max_distance {
@@ -375,7 +375,6 @@ impl Output<'_> {
     fn match_over_limit(
         &mut self,
         distance: usize,
-        length: usize,
         window: &Window,
         max_distance: usize,
     ) -> Result<(), InflateError> {
