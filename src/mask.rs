@@ -47,9 +47,9 @@ fn apply_mask_aligned(buf: &mut [u8], key: [u8; 4]) {
     );
 }
 
-/// Masks `buf` with `key` starting at key byte 0: 128-byte blocks against a
-/// key pattern (vectorised at whatever width the target allows), then
-/// 8-byte words, then bytes.
+/// Masks `buf` with `key` starting at key byte 0: 128-byte blocks, then
+/// 16-byte ones, against a key pattern (vectorised at whatever width the
+/// target allows), then 8-byte words, then bytes.
 #[inline(always)]
 fn apply_mask_blocks(buf: &mut [u8], key: [u8; 4]) {
     let (blocks, rest) = buf.as_chunks_mut::<128>();
@@ -63,6 +63,12 @@ fn apply_mask_blocks(buf: &mut [u8], key: [u8; 4]) {
                 *b ^= p;
             }
         }
+    }
+    // Small JSON messages: one 16-byte vector at a time.
+    let wide = u128::from(u32::from_ne_bytes(key)) * 0x1_0000_0001_0000_0001_0000_0001;
+    let (blocks, rest) = rest.as_chunks_mut::<16>();
+    for block in blocks {
+        *block = (u128::from_ne_bytes(*block) ^ wide).to_ne_bytes();
     }
     // Each block covered a multiple of 4 bytes, so `rest` starts at key[0].
     let wide = u64::from_ne_bytes([
