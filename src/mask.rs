@@ -71,9 +71,7 @@ fn apply_mask_blocks(buf: &mut [u8], key: [u8; 4]) {
         *block = (u128::from_ne_bytes(*block) ^ wide).to_ne_bytes();
     }
     // Each block covered a multiple of 4 bytes, so `rest` starts at key[0].
-    let wide = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
+    let wide = u64::from(u32::from_ne_bytes(key)) * 0x1_0000_0001;
     let (words, tail) = rest.as_chunks_mut::<8>();
     for word in words {
         *word = (u64::from_ne_bytes(*word) ^ wide).to_ne_bytes();
