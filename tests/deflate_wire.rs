@@ -2,8 +2,11 @@
 //! handshake, compressed round trips both ways, RSV1 rules, and a
 //! decompression bomb refused with 1009 before its memory is spent.
 
+mod common;
+
+use common::{frame, RawClient};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 use stdws::client::{self, ClientConfig, ConnectError};
 use stdws::deflate::{Deflater, Level, WindowBits};
@@ -44,63 +47,20 @@ fn deflate_client() -> ClientConfig {
     }
 }
 
-/// Sends a raw upgrade offering `extensions`; returns the socket and the response head.
-fn raw_upgrade(addr: SocketAddr, extensions: &str) -> (TcpStream, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let request = format!(
+/// Sends a raw upgrade offering `extensions`; returns the client and the response head.
+fn raw_upgrade(addr: SocketAddr, extensions: &str) -> (RawClient, String) {
+    let mut client = RawClient::connect(addr);
+    client.write(format!(
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extensions}\r\n"
-    );
-    s.write_all(request.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    (s, String::from_utf8(head).unwrap())
-}
-
-/// A masked client frame with the given first byte (RSV bits included).
-fn masked_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let key = [9, 8, 7, 6];
-    let mut out = vec![b0];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
+    ).as_bytes());
+    let head = client.read_response_head().raw_head;
+    (client, head)
 }
 
 /// Reads one server frame: (first byte, payload).
-fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut head = [0u8; 2];
-    s.read_exact(&mut head).unwrap();
-    let len = match head[1] & 0x7f {
-        126 => {
-            let mut l = [0u8; 2];
-            s.read_exact(&mut l).unwrap();
-            u16::from_be_bytes(l) as usize
-        }
-        127 => {
-            let mut l = [0u8; 8];
-            s.read_exact(&mut l).unwrap();
-            u64::from_be_bytes(l) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0; len];
-    s.read_exact(&mut payload).unwrap();
-    (head[0], payload)
+fn read_frame(client: &mut RawClient) -> (u8, Vec<u8>) {
+    let f = client.read_frame();
+    (f.header[0], f.payload)
 }
 
 fn close_code(payload: &[u8]) -> u16 {
@@ -160,7 +120,7 @@ fn the_server_really_compresses_what_it_sends() {
     );
     // Send uncompressed (RSV1 clear is always allowed); the echo comes back compressed.
     let text = "status ".repeat(200);
-    s.write_all(&masked_frame(0x81, text.as_bytes())).unwrap();
+    s.write(&frame(0x81, text.as_bytes()));
     let (b0, payload) = read_frame(&mut s);
     assert_eq!(b0, 0xc1, "FIN + RSV1 + text");
     assert!(payload.len() < text.len() / 10, "{} bytes", payload.len());
@@ -172,12 +132,12 @@ fn rsv1_on_a_continuation_or_control_frame_fails_with_1002() {
     let (server, addr) = echo_server(deflate_on());
     let offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n";
     let (mut s, _) = raw_upgrade(addr, offer);
-    s.write_all(&masked_frame(0x01, b"a")).unwrap();
-    s.write_all(&masked_frame(0xc0, b"b")).unwrap(); // RSV1 on a continuation
+    s.write(&frame(0x01, b"a"));
+    s.write(&frame(0xc0, b"b")); // RSV1 on a continuation
     let (b0, payload) = read_frame(&mut s);
     assert_eq!((b0, close_code(&payload)), (0x88, 1002));
     let (mut s, _) = raw_upgrade(addr, offer);
-    s.write_all(&masked_frame(0xc9, b"")).unwrap(); // RSV1 on a ping
+    s.write(&frame(0xc9, b"")); // RSV1 on a ping
     let (b0, payload) = read_frame(&mut s);
     assert_eq!((b0, close_code(&payload)), (0x88, 1002));
     server.shutdown();
@@ -189,7 +149,7 @@ fn rsv1_without_negotiation_fails_with_1002() {
     let (mut s, _) = raw_upgrade(addr, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
     let mut compressed = Vec::new();
     Deflater::new(Level::Default, WindowBits::MAX).compress_message(b"hello", &mut compressed);
-    s.write_all(&masked_frame(0xc1, &compressed)).unwrap();
+    s.write(&frame(0xc1, &compressed));
     let (b0, payload) = read_frame(&mut s);
     assert_eq!((b0, close_code(&payload)), (0x88, 1002));
     server.shutdown();
@@ -209,7 +169,7 @@ fn a_decompression_bomb_fails_with_1009_before_its_memory_is_spent() {
     let mut bomb = Vec::new();
     Deflater::new(Level::Fast, WindowBits::MAX).compress_message(&vec![0u8; 64 << 20], &mut bomb);
     assert!(bomb.len() * 100 < 64 << 20, "{} bytes", bomb.len());
-    let _ = s.write_all(&masked_frame(0xc2, &bomb));
+    s.write_lenient(&frame(0xc2, &bomb));
     let (b0, payload) = read_frame(&mut s);
     assert_eq!((b0, close_code(&payload)), (0x88, 1009));
     server.shutdown();
@@ -220,8 +180,7 @@ fn invalid_compressed_data_fails_with_1007() {
     let (server, addr) = echo_server(deflate_on());
     let (mut s, _) = raw_upgrade(addr, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
     // Block type 3 is reserved in DEFLATE.
-    s.write_all(&masked_frame(0xc2, &[0xff, 0xff, 0xff]))
-        .unwrap();
+    s.write(&frame(0xc2, &[0xff, 0xff, 0xff]));
     let (b0, payload) = read_frame(&mut s);
     assert_eq!((b0, close_code(&payload)), (0x88, 1007));
     server.shutdown();
