@@ -309,8 +309,8 @@ impl Output<'_> {
     /// Appends `bytes`; past the limit, the part that fits and then the
     /// error, as [`Output::match_over_limit`] does for matches.
     fn extend(&mut self, bytes: &[u8]) -> Result<(), InflateError> {
-        if bytes.len() > self.room_to_limit() {
-            let fits = self.room_to_limit();
+        let fits = self.room_to_limit();
+        if bytes.len() > fits {
             self.extend(&bytes[..fits])?;
             return Err(InflateError::OutputLimit { limit: self.limit });
         }
