@@ -1,25 +1,31 @@
 //! Echo server: every text and binary message comes back unchanged.
 //!
-//! `cargo run --release --example echo -- [--listen] 127.0.0.1:9001 [--deflate]`
+//! `cargo run --release --example echo -- [--listen] 127.0.0.1:9001 [--deflate] [--event-loop [--threads N]]`
 //!
 //! `GET /` serves a small page that echoes through the browser's WebSocket.
 //! `--deflate` accepts permessage-deflate (RFC 7692) from clients that offer
-//! it. This is also the server the conformance suite and the benchmarks run
+//! it. `--event-loop` serves every client from one thread per CPU
+//! (`Server::run_event_loop`) instead of a thread each, or from N threads. This is also the server the conformance suite and the benchmarks run
 //! against, so it accepts up to 50,000 clients.
 use stdws::extensions::permessage_deflate::DeflateConfig;
-use stdws::{Config, Response, Server};
+use stdws::{Config, MessageRef, Response, Server};
 
 const PAGE: &str = include_str!("pages/echo.html");
 
 fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:9001".to_owned();
     let mut deflate = None;
-    for arg in std::env::args().skip(1) {
+    let mut event_loop = false;
+    let mut threads = 0;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--threads" => threads = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             "--deflate" => deflate = Some(DeflateConfig::default()),
+            "--event-loop" => event_loop = true,
             "--listen" => {} // the address follows
             flag if flag.starts_with('-') => {
-                eprintln!("usage: echo [--listen] [ADDR] [--deflate]");
+                eprintln!("usage: echo [--listen] [ADDR] [--deflate] [--event-loop [--threads N]]");
                 std::process::exit(2);
             }
             other => addr = other.to_owned(),
@@ -28,6 +34,7 @@ fn main() -> std::io::Result<()> {
     let server = Server::bind(&addr)?
         .config(Config {
             max_connections: 50_000,
+            event_loop_threads: threads,
             deflate,
             ..Config::default()
         })
@@ -36,6 +43,11 @@ fn main() -> std::io::Result<()> {
             _ => Response::status(404),
         });
     println!("echo: listening on http://{}/", server.local_addr());
+    if event_loop {
+        // The same echo: each message is borrowed in place and fed; the
+        // echoes of one read leave together before the next read.
+        return server.run_event_loop(|_request, tx| move |msg: MessageRef<'_>| tx.feed(msg));
+    }
     server.run(|mut ws| {
         // Zero-copy echo: each message is borrowed from the connection's
         // buffers and queued on a Sender; the echoes of everything one read

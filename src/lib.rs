@@ -19,7 +19,8 @@
 //! }
 //! ```
 //!
-//! Each client runs the closure in its own thread. Plain HTTP on the same
+//! Each client runs the closure in its own thread; [`Server::run_event_loop`]
+//! serves many busy clients from one thread per CPU instead. Plain HTTP on the same
 //! port, upgrade vetting, limits, timeouts, broadcasts ([`hub::Hub`]) and
 //! shutdown are on [`Server`] and [`Config`]; [`client::connect`] is the
 //! client; [`WebSocket`] works over any `Read + Write` stream.
@@ -30,18 +31,23 @@
 //!
 //! | module | what it does |
 //! | --- | --- |
-//! | [`server`], [`hub`], [`stream`] | accept loop (TCP and Unix), a thread per client, limits, timeouts, shutdown, HTTP fallback, broadcast |
+//! | [`server`], [`hub`], [`stream`] | accept loop (TCP and Unix), a thread per client or an epoll event loop (Linux), limits, timeouts, shutdown, HTTP fallback, broadcast |
 //! | [`socket`], [`client`] | [`WebSocket`]: blocking `recv`/`send` over any stream; [`Sender`]; the client handshake |
 //! | [`protocol`], [`timers`] | sans-IO state machines: bytes in, messages, pings, pongs, closes out; deadlines with time passed in |
 //! | [`handshake`] | HTTP/1.1 request heads, the upgrade rules, responses |
 //! | [`frame`], [`mask`], [`utf8`] | pure functions over byte slices |
-// One unsafe block, in `mask::simd`: a CPU-feature dispatch proven by benchmark.
+// Two unsafe blocks, each proven by benchmark: `mask::simd` (a CPU-feature
+// dispatch) and `epoll` (the event loop's three system calls).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod deflate;
+#[cfg(target_os = "linux")]
+mod epoll;
 mod error;
+#[cfg(target_os = "linux")]
+mod event_loop;
 pub mod extensions;
 pub mod frame;
 pub mod handshake;

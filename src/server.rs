@@ -32,13 +32,15 @@
 //!
 //! Unix-socket connections are local and skip both checks.
 
+#[cfg(target_os = "linux")]
+use crate::event_loop::{self, Factory};
 use crate::extensions::permessage_deflate::{negotiate, DeflateConfig, PerMessageDeflate};
 use crate::handshake::{self, HandshakeError, Request, Response};
 use crate::protocol::Role;
 use crate::socket::{read_request, write_all_vectored, Sender};
 use crate::stream::{self, Addr, Listener, Stream};
 use crate::timers::Keepalive;
-use crate::{CloseCode, Error, Limits, WebSocket};
+use crate::{CloseCode, Error, Limits, MessageRef, WebSocket};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, ToSocketAddrs};
@@ -85,6 +87,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Name of connection threads, as `ps` and debuggers show it. Default `"stdws-conn"`.
     pub thread_name: String,
+    /// Threads of [`Server::run_event_loop`]; 0: one per CPU. Default 0.
+    pub event_loop_threads: usize,
     /// permessage-deflate (RFC 7692), accepted when a client offers it.
     /// Default `None`: off. With it on, a connection holds up to about 295
     /// KiB more at 15-bit windows (35 KiB at 9 bits): see [`crate::deflate`].
@@ -109,6 +113,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             thread_name: "stdws-conn".into(),
+            event_loop_threads: 0,
             deflate: None,
         }
     }
@@ -132,7 +137,7 @@ impl Accept {
 
 type Handler = dyn Fn(WebSocket<Stream>) -> Result<(), Error> + Send + Sync;
 type UpgradeHook = dyn Fn(&Request) -> Result<Accept, Response> + Send + Sync;
-type HttpHook = dyn Fn(&Request) -> Response + Send + Sync;
+pub(crate) type HttpHook = dyn Fn(&Request) -> Response + Send + Sync;
 type ErrorHook = dyn Fn(&Addr, &Error) + Send + Sync;
 
 /// A WebSocket server on a TCP or Unix listener, one thread per client.
@@ -146,48 +151,55 @@ pub struct Server {
 }
 
 /// What the accept loop, connection threads and shutdown handles share.
-struct State {
-    stopping: AtomicBool,
+pub(crate) struct State {
+    pub(crate) stopping: AtomicBool,
     registry: Mutex<Registry>,
     /// Signalled whenever a connection ends.
     ended: Condvar,
-    addr: Addr,
+    pub(crate) addr: Addr,
 }
 
 #[derive(Default)]
-struct Registry {
+pub(crate) struct Registry {
     next_id: u64,
-    conns: HashMap<u64, Conn>,
+    pub(crate) conns: HashMap<u64, Conn>,
 }
 
 /// A live connection, as shutdown sees it.
-struct Conn {
+pub(crate) struct Conn {
     stream: Stream,
     /// Set once the WebSocket handshake is done.
-    sender: Option<Sender>,
+    pub(crate) sender: Option<Sender>,
 }
 
 impl State {
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
         // The registry stays consistent even if a holder panicked.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Everything a connection thread needs.
-struct Ctx {
-    config: Config,
-    handler: Box<Handler>,
+/// Everything a connection needs; `H` is the handler (a closure per
+/// client, or the event loop's per-client factory).
+pub(crate) struct Ctx<H> {
+    pub(crate) config: Config,
+    pub(crate) handler: H,
     on_upgrade: Option<Arc<UpgradeHook>>,
     on_http: Option<Arc<HttpHook>>,
     on_error: Option<Arc<ErrorHook>>,
-    state: Arc<State>,
+    pub(crate) state: Arc<State>,
 }
 
-impl Ctx {
-    fn report(&self, peer: &Addr, error: &Error) {
+impl<H> Ctx<H> {
+    /// The plain-HTTP hook, if set.
+    pub(crate) fn on_http(&self) -> Option<&HttpHook> {
+        self.on_http.as_deref()
+    }
+
+    /// Hands an error to `on_error`; a panic in the hook goes no further.
+    pub(crate) fn report(&self, peer: &Addr, error: &Error) {
         if let Some(hook) = &self.on_error {
-            hook(peer, error);
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(peer, error)));
         }
     }
 }
@@ -287,7 +299,7 @@ impl Server {
     ) -> io::Result<()> {
         let ctx = Arc::new(Ctx {
             config: self.config,
-            handler: Box::new(handler),
+            handler: Box::new(handler) as Box<Handler>,
             on_upgrade: self.on_upgrade,
             on_http: self.on_http,
             on_error: self.on_error,
@@ -322,6 +334,69 @@ impl Server {
                 ctx.report(&state.addr, &Error::Io(e));
             }
         }
+    }
+
+    /// Serves every client from a few event-loop threads (one per CPU, or
+    /// [`Config::event_loop_threads`]) instead of a thread each. Linux only.
+    ///
+    /// `factory` runs once per client, after the handshake, with the request
+    /// and a [`Sender`]; it returns the callback that gets each of the
+    /// client's messages, borrowed in place. Pings, pongs, closes, limits,
+    /// timeouts, the HTTP hooks and shutdown work as with [`Server::run`].
+    /// Callbacks run on the event-loop thread, so one that blocks stalls
+    /// that thread's other clients: hand long work to another thread, which
+    /// can answer through a clone of the `Sender`.
+    ///
+    /// ```no_run
+    /// use stdws::{MessageRef, Server};
+    ///
+    /// fn main() -> std::io::Result<()> {
+    ///     Server::bind("0.0.0.0:8989")?.run_event_loop(|_request, tx| {
+    ///         move |msg: MessageRef<'_>| tx.send_ref(msg)
+    ///     })
+    /// }
+    /// ```
+    #[cfg(target_os = "linux")]
+    pub fn run_event_loop<F, H>(self, factory: F) -> io::Result<()>
+    where
+        F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
+        H: FnMut(MessageRef<'_>) -> Result<(), Error> + 'static,
+    {
+        let threads = match self.config.event_loop_threads {
+            0 => thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let factory: Box<Factory> = Box::new(move |request: &Request, tx: Sender| {
+            Box::new(factory(request, tx)) as event_loop::OnMessage
+        });
+        let ctx = Arc::new(Ctx {
+            config: self.config,
+            handler: factory,
+            on_upgrade: self.on_upgrade,
+            on_http: self.on_http,
+            on_error: self.on_error,
+            state: self.state,
+        });
+        event_loop::run(ctx, self.listener, threads)
+    }
+
+    /// [`Server::run_event_loop`] on a background thread; the returned handle stops it.
+    #[cfg(target_os = "linux")]
+    pub fn spawn_event_loop<F, H>(self, factory: F) -> io::Result<Running>
+    where
+        F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
+        H: FnMut(MessageRef<'_>) -> Result<(), Error> + 'static,
+    {
+        let handle = self.shutdown_handle();
+        let addr = self.local_addr();
+        let thread = thread::Builder::new()
+            .name("stdws-loop".into())
+            .spawn(move || self.run_event_loop(factory))?;
+        Ok(Running {
+            handle,
+            addr,
+            thread: Some(thread),
+        })
     }
 
     /// Serves on a background thread; the returned handle stops it.
@@ -435,7 +510,7 @@ fn wait_until_empty(state: &State, deadline: Instant) -> usize {
 }
 
 /// Takes a connection slot, or `None` at the limit.
-fn register(ctx: &Ctx, stream: &Stream) -> Option<u64> {
+pub(crate) fn register<H>(ctx: &Ctx<H>, stream: &Stream) -> Option<u64> {
     let mut registry = ctx.state.registry();
     if registry.conns.len() >= ctx.config.max_connections {
         return None;
@@ -452,7 +527,7 @@ fn register(ctx: &Ctx, stream: &Stream) -> Option<u64> {
     Some(id)
 }
 
-fn deregister(state: &State, id: u64) {
+pub(crate) fn deregister(state: &State, id: u64) {
     state.registry().conns.remove(&id);
     state.ended.notify_all();
 }
@@ -470,7 +545,7 @@ impl Drop for Slot<'_> {
 }
 
 /// Answers `503` from the accept thread without reading the request.
-fn refuse_busy(ctx: &Ctx, stream: Stream) {
+pub(crate) fn refuse_busy<H>(ctx: &Ctx<H>, stream: Stream) {
     let error = HandshakeError::TooManyConnections {
         limit: ctx.config.max_connections,
     };
@@ -482,13 +557,13 @@ fn refuse_busy(ctx: &Ctx, stream: Stream) {
 }
 
 /// Writes a response, then half-closes so the client sees the end of it.
-fn respond(stream: &Stream, response: &Response) {
+pub(crate) fn respond(stream: &Stream, response: &Response) {
     let _ = write_all_vectored(&mut stream.clone(), &response.to_bytes(), &[]);
     let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// A connection thread: serve, report, close.
-fn serve(ctx: Arc<Ctx>, id: u64, stream: Stream) {
+fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
     let _slot = Slot {
         state: &ctx.state,
         id,
@@ -543,7 +618,7 @@ fn refuse(stream: &Stream, error: HandshakeError) -> Error {
     Error::Handshake(error)
 }
 
-fn serve_connection(ctx: &Ctx, id: u64, stream: &Stream) -> Result<(), Error> {
+fn serve_connection(ctx: &Ctx<Box<Handler>>, id: u64, stream: &Stream) -> Result<(), Error> {
     let config = &ctx.config;
     stream.set_nodelay()?;
     stream.set_write_timeout(config.write_timeout)?;
@@ -557,57 +632,36 @@ fn serve_connection(ctx: &Ctx, id: u64, stream: &Stream) -> Result<(), Error> {
         Err(Error::Io(e)) if is_timeout(&e) => return Err(refuse(stream, HandshakeError::Timeout)),
         Err(e) => return Err(e),
     };
-    if !stream.is_unix() {
-        if let Err(e) = check_host_and_origin(config, &request) {
-            return Err(refuse(stream, e));
+    let upgrade = match route(ctx, &request, stream.is_unix()) {
+        Ok(Route::Upgrade(upgrade)) => upgrade,
+        Ok(Route::Http(on_http)) => {
+            let body = match read_body(&mut reader, &request, rest, config.max_body_size) {
+                Ok(body) => body,
+                Err(Error::Handshake(e)) => return Err(refuse(stream, e)),
+                Err(Error::Io(e)) if is_timeout(&e) => {
+                    return Err(refuse(stream, HandshakeError::Timeout))
+                }
+                Err(e) => return Err(e),
+            };
+            request.set_body(body);
+            respond(stream, &on_http(&request));
+            return Ok(());
         }
-    }
-    if !request.is_websocket_upgrade() {
-        let Some(on_http) = &ctx.on_http else {
-            return Err(refuse(stream, HandshakeError::NotWebSocketUpgrade));
-        };
-        let body = match read_body(&mut reader, &request, rest, config.max_body_size) {
-            Ok(body) => body,
-            Err(Error::Handshake(e)) => return Err(refuse(stream, e)),
-            Err(Error::Io(e)) if is_timeout(&e) => {
-                return Err(refuse(stream, HandshakeError::Timeout))
-            }
-            Err(e) => return Err(e),
-        };
-        request.set_body(body);
-        respond(stream, &on_http(&request));
-        return Ok(());
-    }
-    let accept_key = match handshake::check_upgrade(&request) {
-        Ok(key) => key,
-        Err(e) => return Err(refuse(stream, e)),
+        Err(Refusal::Error(e)) => return Err(refuse(stream, e)),
+        Err(Refusal::Hook(response)) => {
+            respond(stream, &response);
+            return Ok(());
+        }
     };
-    let protocol = match &ctx.on_upgrade {
-        None => None,
-        Some(hook) => match hook(&request) {
-            Ok(accept) => accept.protocol,
-            Err(refusal) => {
-                respond(stream, &refusal);
-                return Ok(());
-            }
-        },
-    };
-    let deflate = config.deflate.as_ref().and_then(|cfg| {
-        let offers = request.headers().get_all("sec-websocket-extensions");
-        negotiate(offers, cfg)
-            .map(|(agreed, answer)| (PerMessageDeflate::new(Role::Server, &agreed, cfg), answer))
-    });
-    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
-    let response = handshake::response_101(&accept_key, protocol.as_deref(), answer);
-    write_all_vectored(&mut stream.clone(), &response, &[])?;
+    write_all_vectored(&mut stream.clone(), &upgrade.response, &[])?;
 
     let mut ws = WebSocket::from_raw(stream.clone(), Role::Server, config.limits, &rest);
-    if let Some((deflate, _)) = deflate {
+    if let Some(deflate) = upgrade.deflate {
         ws.enable_deflate(deflate);
     }
     let tick = ws.set_timeouts(config.read_timeout, config.keepalive);
     stream.set_read_timeout(tick)?;
-    ws.set_handshake(Some(request), protocol);
+    ws.set_handshake(Some(request), upgrade.protocol);
     let sender = ws.sender()?;
     if let Some(conn) = ctx.state.registry().conns.get_mut(&id) {
         conn.sender = Some(sender.clone());
@@ -620,6 +674,65 @@ fn serve_connection(ctx: &Ctx, id: u64, stream: &Stream) -> Result<(), Error> {
     // A handler that returns without closing still ends the connection cleanly.
     let _ = sender.close(CloseCode::NORMAL, "");
     result
+}
+
+/// Where a request goes once its head is complete.
+pub(crate) enum Route<'a> {
+    /// A plain HTTP request, for this hook once its body is read.
+    Http(&'a HttpHook),
+    /// A WebSocket upgrade that was accepted.
+    Upgrade(Box<Upgrade>),
+}
+
+/// An accepted upgrade: the `101` to send, and what it agreed.
+pub(crate) struct Upgrade {
+    pub(crate) response: Vec<u8>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) deflate: Option<PerMessageDeflate>,
+}
+
+/// Why a request is turned away.
+pub(crate) enum Refusal {
+    /// The request broke a rule; answer with its status.
+    Error(HandshakeError),
+    /// [`Server::on_upgrade`] refused it with this response.
+    Hook(Response),
+}
+
+/// Decides what a complete request head gets: Host and Origin checks (TCP
+/// only), the upgrade rules, the hooks and the extension negotiation.
+/// Pure: both the threaded server and the event loop call it.
+pub(crate) fn route<'a, H>(
+    ctx: &'a Ctx<H>,
+    request: &Request,
+    is_unix: bool,
+) -> Result<Route<'a>, Refusal> {
+    let config = &ctx.config;
+    if !is_unix {
+        check_host_and_origin(config, request).map_err(Refusal::Error)?;
+    }
+    if !request.is_websocket_upgrade() {
+        return match &ctx.on_http {
+            Some(on_http) => Ok(Route::Http(&**on_http)),
+            None => Err(Refusal::Error(HandshakeError::NotWebSocketUpgrade)),
+        };
+    }
+    let accept_key = handshake::check_upgrade(request).map_err(Refusal::Error)?;
+    let protocol = match &ctx.on_upgrade {
+        None => None,
+        Some(hook) => hook(request).map_err(Refusal::Hook)?.protocol,
+    };
+    let deflate = config.deflate.as_ref().and_then(|cfg| {
+        let offers = request.headers().get_all("sec-websocket-extensions");
+        negotiate(offers, cfg)
+            .map(|(agreed, answer)| (PerMessageDeflate::new(Role::Server, &agreed, cfg), answer))
+    });
+    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
+    Ok(Route::Upgrade(Box::new(Upgrade {
+        response: handshake::response_101(&accept_key, protocol.as_deref(), answer),
+        protocol,
+        deflate: deflate.map(|(deflate, _)| deflate),
+    })))
 }
 
 fn is_timeout(e: &io::Error) -> bool {

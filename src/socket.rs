@@ -757,6 +757,11 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
+    /// Gives back buffers grown for large messages; for an idle connection.
+    pub(crate) fn shrink(&mut self) {
+        self.proto.shrink();
+    }
+
     /// Records the handshake this connection came from.
     pub(crate) fn set_handshake(&mut self, request: Option<Request>, protocol: Option<String>) {
         self.request = request;

@@ -7,6 +7,7 @@
 use crate::socket::DuplexStream;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,10 +93,23 @@ impl Stream {
         on_socket!(self, s => s.shutdown(how))
     }
 
+    pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
+        on_socket!(self, s => s.set_nonblocking(true))
+    }
+
     pub(crate) fn set_nodelay(&self) -> io::Result<()> {
         match &*self.socket {
             Socket::Tcp(t) => t.set_nodelay(true),
             Socket::Unix(_) => Ok(()),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        match &*self.socket {
+            Socket::Tcp(t) => t.as_raw_fd(),
+            Socket::Unix(u) => u.as_raw_fd(),
         }
     }
 }
@@ -128,11 +142,30 @@ impl From<UnixStream> for Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+/// Shared handles read and write too, as `&TcpStream` does.
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         on_socket!(self, s => s.read(buf))
     }
 }
 
 impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         on_socket!(self, s => s.write(buf))
     }
@@ -161,12 +194,28 @@ pub(crate) enum Listener {
     Unix(UnixListener, PathBuf),
 }
 
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+}
+
 impl Listener {
     pub(crate) fn accept(&self) -> io::Result<Stream> {
         Ok(match self {
             Listener::Tcp(l) => l.accept()?.0.into(),
             Listener::Unix(l, _) => l.accept()?.0.into(),
         })
+    }
+
+    pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Unix(l, _) => l.set_nonblocking(true),
+        }
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<Addr> {

@@ -681,7 +681,7 @@ fn hub_closes_a_member_that_cannot_keep_up_and_others_keep_receiving() {
     let start = Instant::now();
     for _ in 0..200 {
         hub.broadcast(big.clone());
-        thread::sleep(Duration::from_millis(1)); // the fast reader keeps up
+        thread::sleep(Duration::from_millis(4)); // the fast reader keeps up, even unoptimised
     }
     assert!(start.elapsed() < 5 * SECOND, "broadcasts must not block");
     let (received, fast) = fast_reader.join().unwrap();
