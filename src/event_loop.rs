@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -374,7 +374,7 @@ impl Conn {
                 let limits = ctx.config.limits;
                 let mut ws = WebSocket::from_raw(self.queued.clone(), Role::Server, limits, &rest);
                 if let Some(deflate) = upgrade.deflate {
-                    ws.enable_deflate(deflate);
+                    ws.enable_deflate_boxed(deflate);
                 }
                 ws.set_handshake(Some(request), upgrade.protocol);
                 let sender = match ws.sender() {
@@ -572,6 +572,8 @@ struct Shared {
     cap: usize,
     /// Reads left in this turn; when 0, reads report `WouldBlock`.
     reads: AtomicU8,
+    /// The backlog's length as of its last change, readable without the lock.
+    waiting: AtomicUsize,
     epoll: Arc<Epoll>,
     token: u64,
 }
@@ -604,6 +606,7 @@ impl Queued {
                     ..Backlog::default()
                 }),
                 reads: AtomicU8::new(0),
+                waiting: AtomicUsize::new(0),
                 epoll,
                 token,
             }),
@@ -623,7 +626,7 @@ impl Queued {
     }
 
     fn is_drained(&self) -> bool {
-        self.backlog().len() == 0
+        self.inner.waiting.load(Ordering::Relaxed) == 0
     }
 
     /// Sends what the backlog holds, as far as the socket takes it.
@@ -654,6 +657,7 @@ impl Queued {
 
     /// Watches for room while bytes wait, and stops reading while too many do.
     fn rearm(&self, backlog: &mut Backlog) -> io::Result<()> {
+        self.inner.waiting.store(backlog.len(), Ordering::Relaxed);
         let mut interest = 0;
         if backlog.len() <= BACKLOG_HIGH {
             interest |= epoll::READABLE;
@@ -674,7 +678,7 @@ impl Queued {
 impl Read for Queued {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.inner.reads.load(Ordering::Relaxed);
-        if left == 0 || self.backlog().len() > BACKLOG_HIGH {
+        if left == 0 || self.inner.waiting.load(Ordering::Relaxed) > BACKLOG_HIGH {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let result = (&mut &self.stream).read(buf);
@@ -699,7 +703,12 @@ impl Write for Queued {
         let mut backlog = self.backlog();
         let mut sent = 0;
         if backlog.len() == 0 {
-            sent = match (&mut &self.stream).write_vectored(bufs) {
+            let mut stream = &self.stream;
+            let result = match bufs {
+                [one] => stream.write(one),
+                _ => stream.write_vectored(bufs),
+            };
+            sent = match result {
                 Ok(n) => n,
                 Err(e)
                     if matches!(

@@ -619,6 +619,31 @@ fn refuse(stream: &Stream, error: HandshakeError) -> Error {
 }
 
 fn serve_connection(ctx: &Ctx<Box<Handler>>, id: u64, stream: &Stream) -> Result<(), Error> {
+    let Some(mut ws) = handshake(ctx, stream)? else {
+        return Ok(()); // a plain HTTP request or a refusal, answered
+    };
+    let sender = ws.sender()?;
+    if let Some(conn) = ctx.state.registry().conns.get_mut(&id) {
+        conn.sender = Some(sender.clone());
+    }
+    // A shutdown that began during the handshake missed this client.
+    if ctx.state.stopping.load(Ordering::Acquire) {
+        let _ = sender.close(CloseCode::GOING_AWAY, "server shutting down");
+    }
+    let result = (ctx.handler)(ws);
+    // A handler that returns without closing still ends the connection cleanly.
+    let _ = sender.close(CloseCode::NORMAL, "");
+    result
+}
+
+/// Reads the request and answers it: `Some` WebSocket once upgraded, `None`
+/// once a plain HTTP request or a refusal was answered.
+///
+/// Not inlined: its temporaries (an extension's state is kilobytes) stay
+/// off the stack while the handler runs, which is a page of memory per
+/// connection thread.
+#[inline(never)]
+fn handshake(ctx: &Ctx<Box<Handler>>, stream: &Stream) -> Result<Option<WebSocket<Stream>>, Error> {
     let config = &ctx.config;
     stream.set_nodelay()?;
     stream.set_write_timeout(config.write_timeout)?;
@@ -645,35 +670,41 @@ fn serve_connection(ctx: &Ctx<Box<Handler>>, id: u64, stream: &Stream) -> Result
             };
             request.set_body(body);
             respond(stream, &on_http(&request));
-            return Ok(());
+            return Ok(None);
         }
         Err(Refusal::Error(e)) => return Err(refuse(stream, e)),
         Err(Refusal::Hook(response)) => {
             respond(stream, &response);
-            return Ok(());
+            return Ok(None);
         }
     };
     write_all_vectored(&mut stream.clone(), &upgrade.response, &[])?;
-
     let mut ws = WebSocket::from_raw(stream.clone(), Role::Server, config.limits, &rest);
     if let Some(deflate) = upgrade.deflate {
-        ws.enable_deflate(deflate);
+        ws.enable_deflate_boxed(deflate);
     }
     let tick = ws.set_timeouts(config.read_timeout, config.keepalive);
     stream.set_read_timeout(tick)?;
     ws.set_handshake(Some(request), upgrade.protocol);
-    let sender = ws.sender()?;
-    if let Some(conn) = ctx.state.registry().conns.get_mut(&id) {
-        conn.sender = Some(sender.clone());
-    }
-    // A shutdown that began during the handshake missed this client.
-    if ctx.state.stopping.load(Ordering::Acquire) {
-        let _ = sender.close(CloseCode::GOING_AWAY, "server shutting down");
-    }
-    let result = (ctx.handler)(ws);
-    // A handler that returns without closing still ends the connection cleanly.
-    let _ = sender.close(CloseCode::NORMAL, "");
-    result
+    Ok(Some(ws))
+}
+
+/// permessage-deflate as the client offered it, if it did, and the answer.
+///
+/// Not inlined, and boxed: the codec's state is kilobytes, and a caller's
+/// stack frame would otherwise reserve (and touch) room for it on every
+/// connection, compressed or not.
+#[inline(never)]
+fn negotiate_deflate(
+    cfg: &DeflateConfig,
+    request: &Request,
+) -> Option<(Box<PerMessageDeflate>, String)> {
+    let offers = request.headers().get_all("sec-websocket-extensions");
+    let (agreed, answer) = negotiate(offers, cfg)?;
+    Some((
+        Box::new(PerMessageDeflate::new(Role::Server, &agreed, cfg)),
+        answer,
+    ))
 }
 
 /// Where a request goes once its head is complete.
@@ -688,7 +719,7 @@ pub(crate) enum Route<'a> {
 pub(crate) struct Upgrade {
     pub(crate) response: Vec<u8>,
     pub(crate) protocol: Option<String>,
-    pub(crate) deflate: Option<PerMessageDeflate>,
+    pub(crate) deflate: Option<Box<PerMessageDeflate>>,
 }
 
 /// Why a request is turned away.
@@ -722,11 +753,10 @@ pub(crate) fn route<'a, H>(
         None => None,
         Some(hook) => hook(request).map_err(Refusal::Hook)?.protocol,
     };
-    let deflate = config.deflate.as_ref().and_then(|cfg| {
-        let offers = request.headers().get_all("sec-websocket-extensions");
-        negotiate(offers, cfg)
-            .map(|(agreed, answer)| (PerMessageDeflate::new(Role::Server, &agreed, cfg), answer))
-    });
+    let deflate = config
+        .deflate
+        .as_ref()
+        .and_then(|cfg| negotiate_deflate(cfg, request));
     let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
     Ok(Route::Upgrade(Box::new(Upgrade {
         response: handshake::response_101(&accept_key, protocol.as_deref(), answer),

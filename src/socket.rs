@@ -757,6 +757,13 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
+    /// [`WebSocket::enable_deflate`] from a box, in a frame of its own, so
+    /// that callers' frames hold no room for the codec's kilobytes.
+    #[inline(never)]
+    pub(crate) fn enable_deflate_boxed(&mut self, deflate: Box<PerMessageDeflate>) {
+        self.enable_deflate(*deflate);
+    }
+
     /// Gives back buffers grown for large messages; for an idle connection.
     pub(crate) fn shrink(&mut self) {
         self.proto.shrink();
