@@ -135,6 +135,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri does not run foreign functions")]
     fn reports_a_readable_fd_with_its_token() {
         let (mut a, b) = UnixStream::pair().unwrap();
         let epoll = Epoll::new().unwrap();
@@ -145,6 +146,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri does not run foreign functions")]
     fn modify_changes_interest_and_delete_stops_reports() {
         let (_a, b) = UnixStream::pair().unwrap();
         let epoll = Epoll::new().unwrap();
@@ -158,6 +160,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri does not run foreign functions")]
     fn reports_a_hangup_without_asking() {
         let (a, b) = UnixStream::pair().unwrap();
         let epoll = Epoll::new().unwrap();

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{close_frame, frame, unmasked_frame, RawClient, FIN, OP_BINARY, OP_CLOSE, OP_CONT};
-use common::{OP_PING, OP_PONG, OP_TEXT};
+use common::{raw_exchange, status_of, upgrade_request, OP_PING, OP_PONG, OP_TEXT};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,15 +60,22 @@ fn spawn_echo(server: Server) -> (Running, SocketAddr) {
     (running, addr)
 }
 
-fn ws_url(addr: SocketAddr) -> String {
-    format!("ws://{addr}/")
+/// An echo server whose factory also hands each client's `Sender` to the test.
+fn spawn_handing_out_senders(server: Server) -> (Running, SocketAddr, mpsc::Receiver<Sender>) {
+    let (senders_tx, senders_rx) = mpsc::channel::<Sender>();
+    let senders_tx = Mutex::new(senders_tx);
+    let running = server
+        .spawn_event_loop(move |_: &Request, tx: Sender| {
+            senders_tx.lock().unwrap().send(tx.clone()).unwrap();
+            move |msg: MessageRef<'_>| tx.send_ref(msg)
+        })
+        .unwrap();
+    let addr = tcp_addr(&running);
+    (running, addr, senders_rx)
 }
 
-fn upgrade_request(host: &str, extra: &str) -> String {
-    format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    )
+fn ws_url(addr: SocketAddr) -> String {
+    format!("ws://{addr}/")
 }
 
 /// A raw client past a successful handshake (Host is the server's address).
@@ -78,23 +85,6 @@ fn raw_open(addr: SocketAddr) -> RawClient {
     let head = c.read_response_head();
     assert_eq!(head.status, 101, "handshake refused:\n{}", head.raw_head);
     c
-}
-
-/// Sends raw bytes and reads until the server closes; returns everything read.
-fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(5 * SECOND)).unwrap();
-    s.write_all(request).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn status_of(response: &str) -> u16 {
-    response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Waits up to 5 s for `done`; fails with `what` otherwise.
@@ -771,15 +761,7 @@ fn read_timeout_closes_a_silent_client_with_1001() {
 
 #[test]
 fn a_sender_kept_by_another_thread_pushes_messages() {
-    let (senders_tx, senders_rx) = mpsc::channel::<Sender>();
-    let senders_tx = Mutex::new(senders_tx);
-    let running = bind(config())
-        .spawn_event_loop(move |_: &Request, tx: Sender| {
-            senders_tx.lock().unwrap().send(tx.clone()).unwrap();
-            move |msg: MessageRef<'_>| tx.send_ref(msg)
-        })
-        .unwrap();
-    let addr = tcp_addr(&running);
+    let (running, addr, senders_rx) = spawn_handing_out_senders(bind(config()));
     let mut ws = client::connect(&ws_url(addr)).unwrap();
     ws.get_ref().set_read_timeout(Some(5 * SECOND)).unwrap();
     let pusher = senders_rx.recv_timeout(5 * SECOND).unwrap();
@@ -812,15 +794,7 @@ fn a_sender_kept_by_another_thread_pushes_messages() {
 
 #[test]
 fn a_sender_can_shut_a_client_down_from_another_thread() {
-    let (senders_tx, senders_rx) = mpsc::channel::<Sender>();
-    let senders_tx = Mutex::new(senders_tx);
-    let running = bind(config())
-        .spawn_event_loop(move |_: &Request, tx: Sender| {
-            senders_tx.lock().unwrap().send(tx.clone()).unwrap();
-            move |msg: MessageRef<'_>| tx.send_ref(msg)
-        })
-        .unwrap();
-    let addr = tcp_addr(&running);
+    let (running, addr, senders_rx) = spawn_handing_out_senders(bind(config()));
     let mut c = raw_open(addr);
     let sender = senders_rx.recv_timeout(5 * SECOND).unwrap();
     c.assert_echoes(b"before");
@@ -1065,21 +1039,13 @@ fn a_client_that_does_not_read_does_not_stall_others() {
 #[test]
 fn sends_to_a_client_that_does_not_read_never_block_and_fail_past_the_cap() {
     // The backlog cap is max_message_size + 512 KiB: about 576 KiB here.
-    let (senders_tx, senders_rx) = mpsc::channel::<Sender>();
-    let senders_tx = Mutex::new(senders_tx);
-    let running = bind(Config {
+    let (running, addr, senders_rx) = spawn_handing_out_senders(bind(Config {
         limits: Limits {
             max_message_size: 64 << 10,
             ..Limits::default()
         },
         ..config()
-    })
-    .spawn_event_loop(move |_: &Request, tx: Sender| {
-        senders_tx.lock().unwrap().send(tx.clone()).unwrap();
-        move |msg: MessageRef<'_>| tx.send_ref(msg)
-    })
-    .unwrap();
-    let addr = tcp_addr(&running);
+    }));
     let mut c = raw_open(addr); // does not read until the end
     let pusher = senders_rx.recv_timeout(5 * SECOND).unwrap();
     let chunk = vec![3u8; 60 << 10];

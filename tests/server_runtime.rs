@@ -2,6 +2,9 @@
 //! hooks, the Host/Origin policy, limits, timeouts, keepalive, senders, the
 //! hub, shutdown, the client, and faults that must not hurt other clients.
 
+mod common;
+
+use common::{raw_exchange, status_of, upgrade_request};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,22 +87,6 @@ fn assert_echo_within_a_second(addr: SocketAddr) {
     assert!(start.elapsed() < SECOND, "echo took {:?}", start.elapsed());
 }
 
-/// Sends raw bytes and reads until the server closes; returns everything read.
-fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(5 * SECOND)).unwrap();
-    s.write_all(request).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn upgrade_request(host: &str, extra: &str) -> String {
-    format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    )
-}
-
 /// Sends a request and reads only the response head: an upgraded connection stays open.
 fn raw_status(addr: SocketAddr, request: &str) -> u16 {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -111,13 +98,6 @@ fn raw_status(addr: SocketAddr, request: &str) -> u16 {
         head.push(byte[0]);
     }
     status_of(&String::from_utf8_lossy(&head))
-}
-
-fn status_of(response: &str) -> u16 {
-    response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 // --- requests and hooks -----------------------------------------------------

@@ -67,6 +67,34 @@ pub fn start_server_with_limits(limits: Limits) -> SocketAddr {
 // ---------------------------------------------------------------------------
 
 /// The RFC 6455 section 1.3 sample request, with the sample key.
+/// An upgrade request with the RFC's sample key, for `host`, plus `extra`
+/// header lines (each ending in CRLF).
+pub fn upgrade_request(host: &str, extra: &str) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// Sends raw bytes and reads until the server closes (5 s at most);
+/// returns everything read.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The status code of an HTTP response's first line; 0 if there is none.
+pub fn status_of(response: &str) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn sample_request() -> String {
     "GET /chat HTTP/1.1\r\n\
      Host: server.example.com\r\n\
