@@ -21,7 +21,11 @@ pub(crate) const ERROR_OR_HANGUP: u32 = 0x008 | 0x010;
 /// Wake one waiter, not all, when several epoll sets watch one listener.
 pub(crate) const EXCLUSIVE: u32 = 1 << 28;
 
+/// `O_CLOEXEC`, which differs on SPARC.
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
 const EPOLL_CLOEXEC: c_int = 0o2000000;
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const EPOLL_CLOEXEC: c_int = 0x400000;
 const EPOLL_CTL_ADD: c_int = 1;
 const EPOLL_CTL_DEL: c_int = 2;
 const EPOLL_CTL_MOD: c_int = 3;

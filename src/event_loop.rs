@@ -30,6 +30,9 @@ pub(crate) type Factory = dyn Fn(&Request, Sender) -> OnMessage + Send + Sync;
 /// until they drain: a client that sends but does not read is held here.
 pub(crate) const BACKLOG_HIGH: usize = 256 << 10;
 
+/// Sent bytes are cut from the front of a backlog once this many pile up.
+const COMPACT_AT: usize = 64 << 10;
+
 /// The most reads one readiness event gets before other clients' turns.
 const READS_PER_TURN: u8 = 16;
 
@@ -52,12 +55,16 @@ pub(crate) fn run(
     let listener = Arc::new(listener);
     let mut workers = Vec::new();
     for _ in 0..threads.max(1) {
-        let (ctx, listener) = (ctx.clone(), listener.clone());
-        workers.push(
-            std::thread::Builder::new()
-                .name(ctx.config.thread_name.clone())
-                .spawn(move || Worker::new(ctx, listener)?.run())?,
-        );
+        let (worker_ctx, listener) = (ctx.clone(), listener.clone());
+        let spawned = std::thread::Builder::new()
+            .name(ctx.config.thread_name.clone())
+            .spawn(move || Worker::new(worker_ctx, listener)?.run());
+        match spawned {
+            Ok(worker) => workers.push(worker),
+            // Serve with the threads there are; with none, fail.
+            Err(e) if workers.is_empty() => return Err(e),
+            Err(e) => ctx.report(&ctx.state.addr, &Error::Io(e)),
+        }
     }
     let mut result = Ok(());
     for worker in workers {
@@ -74,9 +81,16 @@ pub(crate) fn run(
 struct Worker {
     ctx: Arc<Ctx<Box<Factory>>>,
     epoll: Arc<Epoll>,
+    /// `None` once shutdown began.
     listener: Option<Arc<Listener>>,
+    /// Whether the listener is in the epoll set: out of it for a sweep
+    /// after an accept error (out of descriptors, say), rather than spin.
+    accepting: bool,
     conns: HashMap<u64, Conn>,
     next_token: u64,
+    /// How often deadlines are looked at: a second, or the shortest
+    /// configured deadline if that is shorter.
+    sweep_every: Duration,
     next_sweep: Instant,
 }
 
@@ -84,12 +98,21 @@ impl Worker {
     fn new(ctx: Arc<Ctx<Box<Factory>>>, listener: Arc<Listener>) -> io::Result<Worker> {
         let epoll = Arc::new(Epoll::new()?);
         epoll.add(&*listener, epoll::READABLE | epoll::EXCLUSIVE, LISTENER)?;
+        let config = &ctx.config;
+        let timers = Timers::new(config.read_timeout, config.keepalive, Instant::now());
+        let sweep_every = [Some(config.handshake_timeout), timers.tick()]
+            .into_iter()
+            .flatten()
+            .fold(Duration::from_secs(1), Duration::min)
+            .max(Duration::from_millis(10));
         Ok(Worker {
             ctx,
             epoll,
             listener: Some(listener),
+            accepting: true,
             conns: HashMap::new(),
             next_token: 0,
+            sweep_every,
             next_sweep: Instant::now(),
         })
     }
@@ -107,11 +130,13 @@ impl Worker {
             }
             if now >= self.next_sweep {
                 self.sweep(now);
-                self.next_sweep = now + Duration::from_secs(1);
+                self.next_sweep = now + self.sweep_every;
             }
             if self.ctx.state.stopping.load(Ordering::Acquire) {
                 if let Some(listener) = self.listener.take() {
-                    let _ = self.epoll.delete(&*listener);
+                    if self.accepting {
+                        let _ = self.epoll.delete(&*listener);
+                    }
                 }
                 if self.conns.is_empty() {
                     return Ok(());
@@ -132,8 +157,10 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     self.ctx.report(&self.ctx.state.addr, &Error::Io(e));
-                    // Out of descriptors, say: back off rather than spin.
-                    std::thread::sleep(Duration::from_millis(10));
+                    // Out of descriptors, say: leave the listener until the
+                    // next sweep rather than spin on it (or sleep, which
+                    // would stall this thread's clients).
+                    self.accepting = self.epoll.delete(&**listener).is_err();
                     return;
                 }
             };
@@ -185,9 +212,12 @@ impl Worker {
                 .inner
                 .reads
                 .store(READS_PER_TURN, Ordering::Relaxed);
-            if let Phase::Open(open) = &mut conn.phase {
-                open.timers.heard(now);
-            }
+        }
+        // A client that sends, or takes what we send, is alive: while a
+        // large backlog drains it is not read, and must not time out.
+        if let Phase::Open(open) = &mut conn.phase {
+            open.timers.heard(now);
+            open.active = true;
         }
         if !conn.advance(&self.ctx, now) {
             self.drop_conn(token);
@@ -195,8 +225,12 @@ impl Worker {
     }
 
     /// Deadlines: handshakes that take too long, keepalive pings, silent
-    /// clients, lingering closes. Once a second, in one pass.
+    /// clients, lingering closes; in one pass, every `sweep_every`.
     fn sweep(&mut self, now: Instant) {
+        if let (false, Some(listener)) = (self.accepting, &self.listener) {
+            let interest = epoll::READABLE | epoll::EXCLUSIVE;
+            self.accepting = self.epoll.add(&**listener, interest, LISTENER).is_ok();
+        }
         let mut ended = Vec::new();
         for (&token, conn) in &mut self.conns {
             if !conn.on_tick(&self.ctx, now) {
@@ -256,8 +290,12 @@ enum Phase {
     Open(Box<Open>),
     /// The last bytes are queued: once they are out, half-close and read
     /// until the client closes too (for [`LINGER`] at most), so that they
-    /// are not lost to a reset. `None` while they are still going out.
-    Closing { linger_until: Option<Instant> },
+    /// are not lost to a reset. `linger_until` is `None` while they are
+    /// still going out; `client_done` once the client's end arrived.
+    Closing {
+        linger_until: Option<Instant>,
+        client_done: bool,
+    },
 }
 
 struct Open {
@@ -265,6 +303,8 @@ struct Open {
     sender: Sender,
     on_message: OnMessage,
     timers: Timers,
+    /// Whether anything happened since the last sweep.
+    active: bool,
 }
 
 impl Conn {
@@ -285,10 +325,12 @@ impl Conn {
                     }
                     Err(e) => self.fail_handshake(ctx, e),
                 },
+                Phase::Body { body, len, .. } if body.len() == *len => self.respond_http(ctx),
                 Phase::Body { body, len, .. } => {
-                    let want = *len - body.len();
+                    // In pieces, so that a body trickling in is not zeroed whole each time.
+                    let want = (*len - body.len()).min(64 << 10);
                     match read_more(&mut self.queued, body, want) {
-                        Ok(true) => self.respond_http(ctx),
+                        Ok(true) => continue,
                         Ok(false) => return true,
                         Err(e) => self.fail_handshake(ctx, e),
                     }
@@ -301,16 +343,29 @@ impl Conn {
                         CLOSING
                     }
                 },
-                Phase::Closing { linger_until } => {
-                    if linger_until.is_none() && self.queued.is_drained() {
+                Phase::Closing {
+                    linger_until,
+                    client_done,
+                } => {
+                    let drained = self.queued.is_drained();
+                    if linger_until.is_none() && drained {
                         *linger_until = Some(now + LINGER);
                         let _ = self.queued.stream.shutdown(Shutdown::Write);
+                    }
+                    if *client_done {
+                        return !drained; // both ends are done once ours is out
                     }
                     // Discard what the client still sends, until its end.
                     let mut sink = [0u8; 2048];
                     return loop {
                         match self.queued.read(&mut sink) {
-                            Ok(0) => break false,
+                            Ok(0) if drained => break false,
+                            Ok(0) => {
+                                // Its end came first: finish sending, and stop
+                                // watching a socket that stays readable at EOF.
+                                *client_done = true;
+                                break self.queued.stop_reading().is_ok();
+                            }
                             Ok(_) => {}
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
                             Err(_) => break false,
@@ -381,13 +436,7 @@ impl Conn {
                     Ok(sender) => sender,
                     Err(_) => return CLOSING,
                 };
-                if let Some(conn) = ctx.state.registry().conns.get_mut(&self.slot) {
-                    conn.sender = Some(sender.clone());
-                }
-                // A shutdown that began during the handshake missed this client.
-                if ctx.state.stopping.load(Ordering::Acquire) {
-                    let _ = sender.close(CloseCode::GOING_AWAY, "server shutting down");
-                }
+                server::opened(&ctx.state, self.slot, &sender);
                 let Some(request) = ws.request() else {
                     return CLOSING;
                 };
@@ -404,6 +453,7 @@ impl Conn {
                     sender,
                     on_message,
                     timers: Timers::new(ctx.config.read_timeout, ctx.config.keepalive, now),
+                    active: true,
                 }))
             }
         }
@@ -466,8 +516,11 @@ impl Conn {
             }
             Phase::Head { .. } | Phase::Body { .. } => true,
             Phase::Open(open) => {
-                // Quiet for a second: give back buffers grown for large messages.
-                open.ws.shrink();
+                // Quiet since the last sweep: give back buffers grown for
+                // large messages.
+                if !std::mem::take(&mut open.active) {
+                    open.ws.shrink();
+                }
                 match open.timers.poll(now) {
                     TimerAction::Wait => true,
                     TimerAction::SendPing => {
@@ -483,7 +536,7 @@ impl Conn {
                 }
             }
             // Still sending: the stall check above bounds it.
-            Phase::Closing { linger_until } => linger_until.is_none_or(|t| now < t),
+            Phase::Closing { linger_until, .. } => linger_until.is_none_or(|t| now < t),
         }
     }
 }
@@ -518,7 +571,10 @@ fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
 }
 
 /// A connection whose last bytes are queued.
-const CLOSING: Phase = Phase::Closing { linger_until: None };
+const CLOSING: Phase = Phase::Closing {
+    linger_until: None,
+    client_done: false,
+};
 
 /// Reads what is there of a request head; `Some(len)` once it is complete.
 fn read_head(
@@ -587,6 +643,8 @@ struct Backlog {
     interest: u32,
     /// When the client last took bytes, while some wait.
     stalled_since: Option<Instant>,
+    /// Cleared when nothing more is to be read from the client.
+    reading: bool,
 }
 
 impl Backlog {
@@ -603,6 +661,7 @@ impl Queued {
                 cap,
                 backlog: Mutex::new(Backlog {
                     interest: epoll::READABLE,
+                    reading: true,
                     ..Backlog::default()
                 }),
                 reads: AtomicU8::new(0),
@@ -651,7 +710,19 @@ impl Queued {
             if backlog.bytes.capacity() > BACKLOG_HIGH {
                 backlog.bytes = Vec::new();
             }
+        } else if backlog.sent >= COMPACT_AT {
+            // Sent bytes go, or a client that reads slowly but forever would
+            // grow the buffer without bound.
+            let sent = std::mem::take(&mut backlog.sent);
+            backlog.bytes.drain(..sent);
         }
+        self.rearm(&mut backlog)
+    }
+
+    /// Stops watching for input: the client has nothing more to send.
+    fn stop_reading(&self) -> io::Result<()> {
+        let mut backlog = self.backlog();
+        backlog.reading = false;
         self.rearm(&mut backlog)
     }
 
@@ -659,7 +730,7 @@ impl Queued {
     fn rearm(&self, backlog: &mut Backlog) -> io::Result<()> {
         self.inner.waiting.store(backlog.len(), Ordering::Relaxed);
         let mut interest = 0;
-        if backlog.len() <= BACKLOG_HIGH {
+        if backlog.reading && backlog.len() <= BACKLOG_HIGH {
             interest |= epoll::READABLE;
         }
         if backlog.len() > 0 {
@@ -755,5 +826,68 @@ impl DuplexStream for Queued {
     }
     fn shutdown(&self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Both)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    /// A `Queued` over the server end of a loopback connection, and the client end.
+    fn queued_pair() -> (Queued, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = Stream::from(listener.accept().unwrap().0);
+        stream.set_nonblocking().unwrap();
+        let epoll = Arc::new(Epoll::new().unwrap());
+        epoll.add(&stream, epoll::READABLE, 1).unwrap();
+        (Queued::new(stream, epoll, 1, 64 << 20), client)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets and epoll")]
+    fn a_backlog_that_never_empties_does_not_keep_what_was_sent() {
+        let (mut queued, mut client) = queued_pair();
+        let chunk = vec![1u8; 256 << 10];
+        // Fill the socket buffers (megabytes, once tuned), then 16 MiB more.
+        while queued.inner.waiting.load(Ordering::Relaxed) < (16 << 20) {
+            queued.write_all(&chunk).unwrap();
+        }
+        // A client that reads steadily but more slowly than it is written
+        // to: the backlog never empties, while megabytes go through it.
+        let mut buf = vec![0u8; 128 << 10];
+        for _ in 0..32 {
+            client.read_exact(&mut buf).unwrap();
+            queued.drain().unwrap();
+            queued.write_all(&chunk).unwrap();
+            let backlog = queued.backlog();
+            assert!(backlog.len() > 0, "the backlog was meant to stay busy");
+            assert!(
+                backlog.bytes.len() < backlog.len() + COMPACT_AT,
+                "{} bytes kept for {} waiting",
+                backlog.bytes.len(),
+                backlog.len()
+            );
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets and epoll")]
+    fn past_the_cap_a_write_fails_and_shuts_the_connection() {
+        let (mut queued, mut client) = queued_pair();
+        let chunk = vec![2u8; 1 << 20];
+        let error = loop {
+            if let Err(e) = queued.write_all(&chunk) {
+                break e;
+            }
+        };
+        assert!(error.to_string().contains("fell more than"), "{error}");
+        // The client gets what was sent, then the end.
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut sink = Vec::new();
+        assert!(client.read_to_end(&mut sink).is_ok() || !sink.is_empty());
     }
 }

@@ -344,8 +344,9 @@ impl Server {
     /// client's messages, borrowed in place. Pings, pongs, closes, limits,
     /// timeouts, the HTTP hooks and shutdown work as with [`Server::run`].
     /// Callbacks run on the event-loop thread, so one that blocks stalls
-    /// that thread's other clients: hand long work to another thread, which
-    /// can answer through a clone of the `Sender`.
+    /// that thread's other clients: hand long work (and
+    /// [`ShutdownHandle::shutdown`], which waits for clients) to another
+    /// thread, which can answer through a clone of the `Sender`.
     ///
     /// ```no_run
     /// use stdws::{MessageRef, Server};
@@ -527,6 +528,17 @@ pub(crate) fn register<H>(ctx: &Ctx<H>, stream: &Stream) -> Option<u64> {
     Some(id)
 }
 
+/// A connection in slot `id` is now a WebSocket: shutdown closes it through
+/// `sender` (at once, if shutdown began during its handshake).
+pub(crate) fn opened(state: &State, id: u64, sender: &Sender) {
+    if let Some(conn) = state.registry().conns.get_mut(&id) {
+        conn.sender = Some(sender.clone());
+    }
+    if state.stopping.load(Ordering::Acquire) {
+        let _ = sender.close(CloseCode::GOING_AWAY, "server shutting down");
+    }
+}
+
 pub(crate) fn deregister(state: &State, id: u64) {
     state.registry().conns.remove(&id);
     state.ended.notify_all();
@@ -557,7 +569,7 @@ pub(crate) fn refuse_busy<H>(ctx: &Ctx<H>, stream: Stream) {
 }
 
 /// Writes a response, then half-closes so the client sees the end of it.
-pub(crate) fn respond(stream: &Stream, response: &Response) {
+fn respond(stream: &Stream, response: &Response) {
     let _ = write_all_vectored(&mut stream.clone(), &response.to_bytes(), &[]);
     let _ = stream.shutdown(Shutdown::Write);
 }
@@ -623,13 +635,7 @@ fn serve_connection(ctx: &Ctx<Box<Handler>>, id: u64, stream: &Stream) -> Result
         return Ok(()); // a plain HTTP request or a refusal, answered
     };
     let sender = ws.sender()?;
-    if let Some(conn) = ctx.state.registry().conns.get_mut(&id) {
-        conn.sender = Some(sender.clone());
-    }
-    // A shutdown that began during the handshake missed this client.
-    if ctx.state.stopping.load(Ordering::Acquire) {
-        let _ = sender.close(CloseCode::GOING_AWAY, "server shutting down");
-    }
+    opened(&ctx.state, id, &sender);
     let result = (ctx.handler)(ws);
     // A handler that returns without closing still ends the connection cleanly.
     let _ = sender.close(CloseCode::NORMAL, "");

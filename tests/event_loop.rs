@@ -1297,6 +1297,36 @@ fn a_large_http_response_reaches_a_client_that_pauses_before_reading() {
 }
 
 #[test]
+fn a_large_http_response_reaches_a_client_that_half_closed_after_its_request() {
+    // The client's end arrives while most of the response still waits in
+    // the backlog: the response must still go out whole.
+    const BODY: usize = 8 << 20;
+    let server = bind(config())
+        .on_http(|_| Response::new(200, "application/octet-stream", vec![b'h'; BODY]));
+    let (server, addr) = spawn_echo(server);
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(5 * SECOND)).unwrap();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    // The response is queued (most of it in the backlog) before the
+    // client's end arrives, and the end arrives before the client reads.
+    thread::sleep(Duration::from_millis(200));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let (got, end) = read_all(&mut s);
+    let text_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(
+        got.len() - text_end,
+        BODY,
+        "body cut short; the read ended with {end}"
+    );
+    wait_for("the connection to end", || {
+        server.handle().connections() == 0
+    });
+    server.shutdown();
+}
+
+#[test]
 fn a_client_that_half_closes_still_gets_its_echoes() {
     let (server, addr) = spawn_echo(bind(config()));
     let mut c = raw_open(addr);
