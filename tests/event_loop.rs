@@ -20,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use stdws::client::{self, ClientConfig, ConnectError};
 use stdws::extensions::permessage_deflate::DeflateConfig;
+use stdws::hub::Hub;
 use stdws::{
     Accept, Addr, CloseCode, Config, Error, Keepalive, Limits, Message, MessageRef, Request,
     Response, Running, Sender, Server,
@@ -789,6 +790,60 @@ fn a_sender_kept_by_another_thread_pushes_messages() {
         running.handle().connections() == 0
     });
     assert!(matches!(pusher.send("late"), Err(Error::Closed)));
+    running.shutdown();
+}
+
+#[test]
+fn hub_members_on_the_event_loop_get_every_broadcast_and_leave_when_they_disconnect() {
+    // The BB-400's shape: every client joins a hub on connect; the device
+    // broadcasts its status; a client that goes away leaves the hub.
+    let hub = Hub::new();
+    let joined = hub.clone();
+    let running = bind(config())
+        .spawn_event_loop(move |_: &Request, tx: Sender| {
+            let member = joined.join(tx).ok();
+            if let Some(member) = &member {
+                member.send("joined");
+            }
+            // The membership lives as long as the client's callback.
+            let hub = joined.clone();
+            move |msg: MessageRef<'_>| {
+                let _ = &member;
+                hub.broadcast(msg.to_message());
+                Ok(())
+            }
+        })
+        .unwrap();
+    let addr = tcp_addr(&running);
+    let mut clients: Vec<_> = (0..3)
+        .map(|_| {
+            let mut ws = client::connect(&ws_url(addr)).unwrap();
+            ws.get_ref().set_read_timeout(Some(5 * SECOND)).unwrap();
+            assert_eq!(ws.recv().unwrap(), Some(Message::Text("joined".into())));
+            ws
+        })
+        .collect();
+    wait_for("three members", || hub.len() == 3);
+    hub.broadcast(r#"{"inputs":[1,0,0,0,0,0,0,0]}"#);
+    for ws in &mut clients {
+        let got = ws.recv().unwrap();
+        assert_eq!(
+            got,
+            Some(Message::Text(r#"{"inputs":[1,0,0,0,0,0,0,0]}"#.into()))
+        );
+    }
+    // A message from one client reaches all of them, through the hub.
+    clients[0].send(Message::Binary(vec![8; 300])).unwrap();
+    for ws in &mut clients {
+        assert_eq!(ws.recv().unwrap(), Some(Message::Binary(vec![8; 300])));
+    }
+    let gone = clients.pop().unwrap();
+    drop(gone);
+    wait_for("the member to leave", || hub.len() == 2);
+    assert_eq!(hub.broadcast("still two"), 2);
+    for ws in &mut clients {
+        assert_eq!(ws.recv().unwrap(), Some(Message::Text("still two".into())));
+    }
     running.shutdown();
 }
 
