@@ -388,16 +388,7 @@ impl Server {
         F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
         H: FnMut(MessageRef<'_>) -> Result<(), Error> + 'static,
     {
-        let handle = self.shutdown_handle();
-        let addr = self.local_addr();
-        let thread = thread::Builder::new()
-            .name("stdws-loop".into())
-            .spawn(move || self.run_event_loop(factory))?;
-        Ok(Running {
-            handle,
-            addr,
-            thread: Some(thread),
-        })
+        self.spawn_as("stdws-loop", move |server| server.run_event_loop(factory))
     }
 
     /// Serves on a background thread; the returned handle stops it.
@@ -405,11 +396,20 @@ impl Server {
         self,
         handler: impl Fn(WebSocket<Stream>) -> Result<(), Error> + Send + Sync + 'static,
     ) -> io::Result<Running> {
+        self.spawn_as("stdws-accept", move |server| server.run(handler))
+    }
+
+    /// Runs `serve` with this server on a thread named `name`.
+    fn spawn_as(
+        self,
+        name: &str,
+        serve: impl FnOnce(Server) -> io::Result<()> + Send + 'static,
+    ) -> io::Result<Running> {
         let handle = self.shutdown_handle();
         let addr = self.local_addr();
         let thread = thread::Builder::new()
-            .name("stdws-accept".into())
-            .spawn(move || self.run(handler))?;
+            .name(name.into())
+            .spawn(move || serve(self))?;
         Ok(Running {
             handle,
             addr,

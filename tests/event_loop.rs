@@ -1328,53 +1328,51 @@ fn read_all(s: &mut TcpStream) -> (Vec<u8>, String) {
     }
 }
 
-#[test]
-fn a_large_http_response_reaches_a_client_that_pauses_before_reading() {
-    // More than the socket buffers hold, so most of it waits in the backlog.
-    const BODY: usize = 8 << 20;
+/// The size of the body `request_a_big_body` asks for: more than the socket
+/// buffers hold, so most of it waits in the server's backlog.
+const BIG_BODY: usize = 8 << 20;
+
+/// A server whose `on_http` answers with `BIG_BODY` bytes, and a connection
+/// that has sent it a request and not read yet.
+fn request_a_big_body() -> (Running, TcpStream) {
     let server = bind(config())
-        .on_http(|_| Response::new(200, "application/octet-stream", vec![b'z'; BODY]));
+        .on_http(|_| Response::new(200, "application/octet-stream", vec![b'z'; BIG_BODY]));
     let (server, addr) = spawn_echo(server);
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(5 * SECOND)).unwrap();
     s.write_all(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
-    // Well within the write timeout (10 s), longer than the loop's 2 s linger.
-    thread::sleep(Duration::from_millis(2500));
-    let (got, end) = read_all(&mut s);
+    (server, s)
+}
+
+fn assert_whole_big_body(s: &mut TcpStream) {
+    let (got, end) = read_all(s);
     let text_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(
         got.len() - text_end,
-        BODY,
+        BIG_BODY,
         "body cut short; the read ended with {end}"
     );
+}
+
+#[test]
+fn a_large_http_response_reaches_a_client_that_pauses_before_reading() {
+    let (server, mut s) = request_a_big_body();
+    // Well within the write timeout (10 s), longer than the loop's 2 s linger.
+    thread::sleep(Duration::from_millis(2500));
+    assert_whole_big_body(&mut s);
     server.shutdown();
 }
 
 #[test]
 fn a_large_http_response_reaches_a_client_that_half_closed_after_its_request() {
-    // The client's end arrives while most of the response still waits in
-    // the backlog: the response must still go out whole.
-    const BODY: usize = 8 << 20;
-    let server = bind(config())
-        .on_http(|_| Response::new(200, "application/octet-stream", vec![b'h'; BODY]));
-    let (server, addr) = spawn_echo(server);
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(5 * SECOND)).unwrap();
-    s.write_all(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .unwrap();
+    let (server, mut s) = request_a_big_body();
     // The response is queued (most of it in the backlog) before the
     // client's end arrives, and the end arrives before the client reads.
     thread::sleep(Duration::from_millis(200));
     s.shutdown(std::net::Shutdown::Write).unwrap();
     thread::sleep(Duration::from_millis(200));
-    let (got, end) = read_all(&mut s);
-    let text_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert_eq!(
-        got.len() - text_end,
-        BODY,
-        "body cut short; the read ended with {end}"
-    );
+    assert_whole_big_body(&mut s);
     wait_for("the connection to end", || {
         server.handle().connections() == 0
     });
