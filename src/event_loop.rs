@@ -9,7 +9,7 @@
 use crate::epoll::{self, Epoll, Event};
 use crate::handshake::{HandshakeError, HeadScanner, Request};
 use crate::protocol::Role;
-use crate::server::{self, Ctx, Refusal, Route};
+use crate::server::{self, Ctx, HttpHook, Refusal, Route};
 use crate::stream::{Listener, Stream};
 use crate::timers::{TimerAction, Timers};
 use crate::{CloseCode, DuplexStream, Error, MessageRef, Sender, Status, WebSocket};
@@ -281,6 +281,7 @@ enum Phase {
     },
     /// Reading a plain HTTP request's body (`len` bytes) for `on_http`.
     Body {
+        on_http: Arc<HttpHook>,
         request: Request,
         body: Vec<u8>,
         len: usize,
@@ -401,7 +402,7 @@ impl Conn {
                 let _ = self.queued.write_all(&response.to_bytes());
                 CLOSING
             }
-            Ok(Route::Http(_)) => {
+            Ok(Route::Http(on_http)) => {
                 let len = match request.content_length() {
                     Ok(len) if len > ctx.config.max_body_size => {
                         let limit = ctx.config.max_body_size;
@@ -416,6 +417,7 @@ impl Conn {
                 let mut body = Vec::with_capacity(len);
                 body.extend_from_slice(&rest[..rest.len().min(len)]);
                 Phase::Body {
+                    on_http: on_http.clone(),
                     request,
                     body,
                     len,
@@ -462,15 +464,16 @@ impl Conn {
     /// The body is complete: answer with `on_http`.
     fn respond_http(&mut self, ctx: &Ctx<Box<Factory>>) -> Phase {
         if let Phase::Body {
-            mut request, body, ..
+            on_http,
+            mut request,
+            body,
+            ..
         } = std::mem::replace(&mut self.phase, CLOSING)
         {
             request.set_body(body);
-            if let Some(on_http) = ctx.on_http() {
-                match guard(|| on_http(&request)) {
-                    Ok(response) => drop(self.queued.write_all(&response.to_bytes())),
-                    Err(e) => return self.fail(ctx, e),
-                }
+            match guard(|| on_http(&request)) {
+                Ok(response) => drop(self.queued.write_all(&response.to_bytes())),
+                Err(e) => return self.fail(ctx, e),
             }
         }
         CLOSING
@@ -502,7 +505,7 @@ impl Conn {
         CLOSING
     }
 
-    /// The once-a-second check; `false` ends the connection.
+    /// The periodic check (every `Worker::sweep_every`); `false` ends the connection.
     fn on_tick(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant) -> bool {
         if self.queued.stalled(ctx.config.write_timeout, now) {
             let e = io::Error::new(io::ErrorKind::TimedOut, "client stopped reading");

@@ -191,11 +191,6 @@ pub(crate) struct Ctx<H> {
 }
 
 impl<H> Ctx<H> {
-    /// The plain-HTTP hook, if set.
-    pub(crate) fn on_http(&self) -> Option<&HttpHook> {
-        self.on_http.as_deref()
-    }
-
     /// Hands an error to `on_error`; a panic in the hook goes no further.
     pub(crate) fn report(&self, peer: &Addr, error: &Error) {
         if let Some(hook) = &self.on_error {
@@ -716,7 +711,7 @@ fn negotiate_deflate(
 /// Where a request goes once its head is complete.
 pub(crate) enum Route<'a> {
     /// A plain HTTP request, for this hook once its body is read.
-    Http(&'a HttpHook),
+    Http(&'a Arc<HttpHook>),
     /// A WebSocket upgrade that was accepted.
     Upgrade(Box<Upgrade>),
 }
@@ -750,7 +745,7 @@ pub(crate) fn route<'a, H>(
     }
     if !request.is_websocket_upgrade() {
         return match &ctx.on_http {
-            Some(on_http) => Ok(Route::Http(&**on_http)),
+            Some(on_http) => Ok(Route::Http(on_http)),
             None => Err(Refusal::Error(HandshakeError::NotWebSocketUpgrade)),
         };
     }

@@ -107,10 +107,7 @@ impl Stream {
 
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
-        match &*self.socket {
-            Socket::Tcp(t) => t.as_raw_fd(),
-            Socket::Unix(u) => u.as_raw_fd(),
-        }
+        on_socket!(self, s => s.as_raw_fd())
     }
 }
 
