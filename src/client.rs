@@ -24,7 +24,9 @@ use base64::Engine;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
+#[cfg(unix)]
 use std::path::Path;
 use std::time::Duration;
 
@@ -186,7 +188,8 @@ pub fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket<TcpStr
     Ok(ws)
 }
 
-/// Connects over a Unix socket, asking for `resource` (such as `/`).
+/// Connects over a Unix socket, asking for `resource` (such as `/`). Unix only.
+#[cfg(unix)]
 pub fn connect_unix(
     path: impl AsRef<Path>,
     resource: &str,

@@ -4,8 +4,12 @@
 //! that drains it. [`Hub::broadcast`] only appends to queues (one shared copy
 //! of the message for all of them), so it returns at once. A member whose
 //! queue is full is dropped from the hub, its queue freed, and its
-//! connection closed with **1008** (policy violation: "too slow") and shut
-//! down: a client that cannot keep up is not allowed to grow memory.
+//! connection ended at once: a client that cannot keep up is not allowed to
+//! grow memory. If its writer is between frames, the client gets a close
+//! **1008** (policy violation: "too slow") and then the end of the TCP
+//! stream. If the writer is stuck in the middle of a frame, no close frame
+//! can follow, so the connection is shut down there: the client reads what
+//! was already on its way, the frame cut short, then the end of the stream.
 //!
 //! ```no_run
 //! use stdws::{hub::Hub, Server};
@@ -48,12 +52,15 @@ struct Inner {
 struct Member {
     queue: Mutex<Queue>,
     ready: Condvar,
+    sender: Sender,
 }
 
 struct Queue {
     items: VecDeque<Arc<Message>>,
     bytes: usize,
     state: MemberState,
+    /// Set while the writer thread is sending a message.
+    writing: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,6 +89,12 @@ impl Inner {
             queue.state = MemberState::TooSlow;
             queue.items.clear();
             queue.bytes = 0;
+            if queue.writing {
+                // The writer is stuck mid-frame, behind a full queue: no
+                // close frame can follow that frame, so end the connection
+                // here (this also unblocks the writer).
+                member.sender.shutdown();
+            }
         }
         member.ready.notify_one();
         fits
@@ -127,14 +140,16 @@ impl Hub {
                 items: VecDeque::new(),
                 bytes: 0,
                 state: MemberState::Open,
+                writing: false,
             }),
             ready: Condvar::new(),
+            sender,
         });
         let writer_member = member.clone();
         thread::Builder::new()
             .name("stdws-hub".into())
             .stack_size(64 << 10)
-            .spawn(move || drain(&writer_member, &sender))?;
+            .spawn(move || drain(&writer_member))?;
         lock(&self.inner.members).insert(id, member.clone());
         Ok(Membership {
             hub: self.clone(),
@@ -193,32 +208,34 @@ impl Drop for Membership {
 
 /// A member's writer thread: sends queued messages until the member leaves,
 /// overflows, or its connection fails.
-fn drain(member: &Member, sender: &Sender) {
+fn drain(member: &Member) {
+    let sender = &member.sender;
     loop {
-        let next = {
+        let msg = {
             let mut queue = lock(&member.queue);
+            queue.writing = false;
             while queue.items.is_empty() && queue.state == MemberState::Open {
                 queue = member.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
             }
-            match queue.state {
-                MemberState::Left => return,
-                MemberState::TooSlow => break,
-                MemberState::Open => {
-                    let msg = queue.items.pop_front();
-                    if let Some(m) = &msg {
-                        queue.bytes -= m.len();
-                    }
+            match (queue.state, queue.items.pop_front()) {
+                (MemberState::Left, _) => return,
+                (MemberState::TooSlow, _) => break,
+                (MemberState::Open, None) => continue,
+                (MemberState::Open, Some(msg)) => {
+                    queue.bytes -= msg.len();
+                    queue.writing = true;
                     msg
                 }
             }
         };
-        let Some(msg) = next else { continue };
         if sender.send_ref(msg.as_ref()).is_err() {
-            // Closed or broken: nothing more can go out; leave quietly.
+            // Closed, or broken (and then already shut down): nothing more
+            // can go out.
             lock(&member.queue).state = MemberState::Left;
             return;
         }
     }
+    // Between frames: the client can be told why.
     let _ = sender.close(
         CloseCode::POLICY_VIOLATION,
         "too slow: broadcast queue full",

@@ -44,8 +44,11 @@ use crate::{CloseCode, Error, Limits, MessageRef, WebSocket};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpListener, ToSocketAddrs};
+#[cfg(unix)]
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(unix)]
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -70,8 +73,11 @@ pub struct Config {
     /// Longest silence from a client before the connection is closed (1001).
     /// Default `None`: clients that only listen are normal.
     pub read_timeout: Option<Duration>,
-    /// Longest a single write may block on a client that does not read.
-    /// Default 10 s.
+    /// Longest a client that reads slowly or not at all may hold up what we
+    /// send: a thread per client gives each whole frame this long, however
+    /// many writes it takes; the event loop drops a client whose backlog has
+    /// not moved for this long. Past it, nothing more is written (a frame
+    /// may be cut short) and the connection is shut down. Default 10 s.
     pub write_timeout: Option<Duration>,
     /// Keepalive pings, so dead clients are noticed. Default: a ping after
     /// 30 s of silence, closed if nothing arrives 30 s later.
@@ -206,13 +212,25 @@ impl Server {
     }
 
     /// Listens on a Unix socket path, replacing a stale socket file left by
-    /// a server that is no longer running.
+    /// a server that is no longer running. Off Unix it fails with
+    /// [`io::ErrorKind::Unsupported`].
     pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Server> {
         let path = path.as_ref();
-        if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
-            std::fs::remove_file(path)?;
+        #[cfg(unix)]
+        {
+            if path.exists() && std::os::unix::net::UnixStream::connect(path).is_err() {
+                std::fs::remove_file(path)?;
+            }
+            Ok(Self::from_unix(UnixListener::bind(path)?, path))
         }
-        Ok(Self::from_unix(UnixListener::bind(path)?, path))
+        #[cfg(not(unix))]
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{}: Unix sockets are not available on this platform",
+                path.display()
+            ),
+        ))
     }
 
     /// Serves on a TCP listener the caller bound.
@@ -220,7 +238,8 @@ impl Server {
         Self::new(Listener::Tcp(listener))
     }
 
-    /// Serves on a Unix listener the caller bound at `path`.
+    /// Serves on a Unix listener the caller bound at `path`. Unix only.
+    #[cfg(unix)]
     pub fn from_unix(listener: UnixListener, path: impl Into<PathBuf>) -> Server {
         Self::new(Listener::Unix(listener, path.into()))
     }
@@ -332,7 +351,8 @@ impl Server {
     }
 
     /// Serves every client from a few event-loop threads (one per CPU, or
-    /// [`Config::event_loop_threads`]) instead of a thread each. Linux only.
+    /// [`Config::event_loop_threads`]) instead of a thread each. Linux only:
+    /// elsewhere it fails at once with [`io::ErrorKind::Unsupported`].
     ///
     /// `factory` runs once per client, after the handshake, with the request
     /// and a [`Sender`]; it returns the callback that gets each of the
@@ -352,8 +372,22 @@ impl Server {
     ///     })
     /// }
     /// ```
-    #[cfg(target_os = "linux")]
     pub fn run_event_loop<F, H>(self, factory: F) -> io::Result<()>
+    where
+        F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
+        H: FnMut(MessageRef<'_>) -> Result<(), Error> + 'static,
+    {
+        #[cfg(not(target_os = "linux"))]
+        {
+            drop(factory);
+            Err(event_loop_unsupported())
+        }
+        #[cfg(target_os = "linux")]
+        self.run_epoll(factory)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn run_epoll<F, H>(self, factory: F) -> io::Result<()>
     where
         F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
         H: FnMut(MessageRef<'_>) -> Result<(), Error> + 'static,
@@ -376,13 +410,16 @@ impl Server {
         event_loop::run(ctx, self.listener, threads)
     }
 
-    /// [`Server::run_event_loop`] on a background thread; the returned handle stops it.
-    #[cfg(target_os = "linux")]
+    /// [`Server::run_event_loop`] on a background thread; the returned handle
+    /// stops it. Off Linux it fails at once, as `run_event_loop` does.
     pub fn spawn_event_loop<F, H>(self, factory: F) -> io::Result<Running>
     where
         F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
         H: FnMut(MessageRef<'_>) -> Result<(), Error> + 'static,
     {
+        if cfg!(not(target_os = "linux")) {
+            return Err(event_loop_unsupported());
+        }
         self.spawn_as("stdws-loop", move |server| server.run_event_loop(factory))
     }
 
@@ -411,6 +448,14 @@ impl Server {
             thread: Some(thread),
         })
     }
+}
+
+/// What [`Server::run_event_loop`] answers off Linux.
+fn event_loop_unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the event loop needs Linux (epoll); on this platform serve with Server::run, a thread per client",
+    )
 }
 
 /// A server running on a background thread ([`Server::spawn`]).

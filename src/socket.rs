@@ -11,13 +11,14 @@ use crate::handshake::{self, HeadScanner, Request};
 use crate::mask::apply_mask;
 use crate::protocol::{Event, Protocol, Role};
 use crate::random::OsRandom;
-use crate::timers::{Keepalive, TimerAction, Timers};
+use crate::timers::{Expired, Keepalive, TimerAction, Timers};
 use crate::{CloseCode, CloseFrame, Error, Limits, Message, MessageRef, Status};
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,9 @@ pub struct WebSocket<S> {
     /// The peer's close frame, once it arrived (`Some(None)`: it had no code).
     peer_close: Option<Option<CloseFrame>>,
     timers: Timers,
+    /// Writes finished by the last tick, if one was under way then: when
+    /// that count moves, a write that waited for the peer has finished.
+    waiting_write: Option<u64>,
     request: Option<Request>,
     protocol: Option<String>,
 }
@@ -62,36 +66,153 @@ pub trait DuplexStream: Read + Write + Send + Sync + 'static {
         Self: Sized;
     /// Shuts both directions down, so that a blocked reader wakes up.
     fn shutdown(&self) -> io::Result<()>;
+    /// How long one write may block. A [`Sender`] reads it once, when
+    /// created, and makes it the bound on each whole frame, however many
+    /// writes that takes. Default: `None`, no bound.
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(None)
+    }
+    /// Sets how long one write may block; a [`Sender`] shortens it to
+    /// what is left of a frame's time. Default: does nothing.
+    fn set_write_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
 }
 
-impl DuplexStream for TcpStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        TcpStream::try_clone(self)
-    }
-    fn shutdown(&self) -> io::Result<()> {
-        TcpStream::shutdown(self, Shutdown::Both)
-    }
+/// Implements [`DuplexStream`] for a std socket type with these methods.
+macro_rules! duplex_socket {
+    ($t:ty) => {
+        impl DuplexStream for $t {
+            fn try_clone(&self) -> io::Result<Self> {
+                <$t>::try_clone(self)
+            }
+            fn shutdown(&self) -> io::Result<()> {
+                <$t>::shutdown(self, Shutdown::Both)
+            }
+            fn write_timeout(&self) -> io::Result<Option<Duration>> {
+                <$t>::write_timeout(self)
+            }
+            fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+                <$t>::set_write_timeout(self, timeout)
+            }
+        }
+    };
 }
 
-impl DuplexStream for UnixStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        UnixStream::try_clone(self)
-    }
-    fn shutdown(&self) -> io::Result<()> {
-        UnixStream::shutdown(self, Shutdown::Both)
-    }
-}
+duplex_socket!(TcpStream);
+#[cfg(unix)]
+duplex_socket!(UnixStream);
 
 /// The object-safe part of [`DuplexStream`]: what a [`Sender`] writes to,
 /// and shuts down without taking the write lock.
 trait Sink: Write + Send + Sync {
     fn shut(&self) -> io::Result<()>;
+    fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
 }
 
 impl<T: DuplexStream> Sink for T {
     fn shut(&self) -> io::Result<()> {
         self.shutdown()
     }
+    fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_write_timeout(timeout)
+    }
+}
+
+/// A frame (or a batch of fed ones) being written: the stream's write
+/// timeout bounds all of it, not each `write` call, so that a peer that
+/// takes a trickle cannot hold a writer for ever.
+struct Deadline<'a> {
+    sink: &'a mut dyn Sink,
+    shared: &'a Shared,
+    /// When the frame's time began: at the first write of a large frame,
+    /// at the first partial write of a small one (see [`Deadline::call`]).
+    start: Option<Instant>,
+    /// Write calls so far; the first runs with the stream's own timeout.
+    calls: u32,
+}
+
+/// Frames from this size on start their clock before the first write.
+const TIMED_FRAME: usize = 64 << 10;
+
+impl<'a> Deadline<'a> {
+    fn new(sink: &'a mut dyn Sink, shared: &'a Shared) -> Self {
+        Deadline {
+            sink,
+            shared,
+            start: None,
+            calls: 0,
+        }
+    }
+
+    /// One write call of `len` bytes, within what is left of the frame's time.
+    #[inline]
+    fn call(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut dyn Sink) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.calls > 0 || len >= TIMED_FRAME {
+            self.start_or_shorten()?;
+        }
+        self.calls += 1;
+        match write(self.sink) {
+            Err(e) if is_timeout(&e) => Err(self.shared.write_timeout.map_or(e, write_timed_out)),
+            other => other,
+        }
+    }
+
+    /// A blocking socket takes everything unless its timeout fires, so a
+    /// write after a partial one is rare, and only it gets a shorter
+    /// timeout. Only a large frame reads the clock before its first write:
+    /// a small one (most messages, where a clock read would show) starts
+    /// its clock at its first partial write, so it gets at most twice the
+    /// timeout.
+    #[cold]
+    fn start_or_shorten(&mut self) -> io::Result<()> {
+        let Some(limit) = self.shared.write_timeout else {
+            return Ok(());
+        };
+        let Some(start) = self.start else {
+            self.start = Some(Instant::now());
+            return Ok(());
+        };
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Err(write_timed_out(limit));
+        }
+        self.sink.set_timeout(Some(left))
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.call(buf.len(), |sink| sink.write(buf))
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.call(len, |sink| sink.write_vectored(bufs))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+impl Drop for Deadline<'_> {
+    fn drop(&mut self) {
+        if self.calls > 1 && self.shared.write_timeout.is_some() {
+            // Back to the full timeout for the next frame.
+            let _ = self.sink.set_timeout(self.shared.write_timeout);
+        }
+    }
+}
+
+/// The error for a frame the peer did not take within `limit`.
+fn write_timed_out(limit: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("the peer took too long to read: a frame was not sent within the write timeout ({limit:?})"),
+    )
 }
 
 /// Where frames go.
@@ -107,12 +228,19 @@ enum Outbound {
 struct Shared {
     /// Held for the whole of each frame, so frames never interleave.
     out: Mutex<SharedOut>,
-    /// Set (under `out`) when a close frame has gone out; after it, nothing does.
+    /// Set (under `out`) when a close frame has gone out, or a frame could
+    /// not be written whole; after it, nothing more goes out.
     close_sent: AtomicBool,
     /// Set (under `out`) while fed frames wait; lets readers skip the lock.
     pending: AtomicBool,
     /// A second handle, to shut the stream down while a writer is blocked on it.
     shutter: Box<dyn Sink>,
+    /// The bound on each whole frame: the stream's write timeout.
+    write_timeout: Option<Duration>,
+    /// Twice the frames written, plus one while a frame is being written
+    /// (perhaps waiting for the peer to take bytes): how keepalive sees a
+    /// peer take bytes that waited for room. Changed under `out`.
+    writes: AtomicU64,
 }
 
 struct SharedOut {
@@ -144,9 +272,14 @@ impl Shared {
             self.close_sent.store(true, Ordering::Release);
         }
         let SharedOut { sink, out } = &mut *guard;
-        let result = out.frame(sink, opcode, payload, flush);
-        self.pending.store(out.has_pending(), Ordering::Release);
-        result
+        self.begin_write();
+        let result = out.frame(
+            &mut Deadline::new(&mut **sink, self),
+            opcode,
+            payload,
+            flush,
+        );
+        self.after_write(out, result)
     }
 
     fn flush(&self) -> Result<(), Error> {
@@ -155,9 +288,34 @@ impl Shared {
         }
         let mut guard = self.lock();
         let SharedOut { sink, out } = &mut *guard;
-        let result = out.flush(sink);
+        self.begin_write();
+        let result = out.flush(&mut Deadline::new(&mut **sink, self));
+        self.after_write(out, result)
+    }
+
+    /// A write that failed may have left part of a frame on the wire:
+    /// nothing more can be written into the stream, so it is shut down.
+    fn after_write(&self, out: &Outgoing, result: Result<(), Error>) -> Result<(), Error> {
+        self.begin_write(); // even again: done
         self.pending.store(out.has_pending(), Ordering::Release);
+        if result.is_err() {
+            self.close_sent.store(true, Ordering::Release);
+            let _ = self.shutter.shut();
+        }
         result
+    }
+
+    /// Counts a write's start or end (under `out`: a load and a store suffice).
+    #[inline]
+    fn begin_write(&self) {
+        let writes = self.writes.load(Ordering::Relaxed);
+        self.writes.store(writes.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Whether a write is under way, and a count that moves with each one.
+    fn write_progress(&self) -> (bool, u64) {
+        let writes = self.writes.load(Ordering::Relaxed);
+        (writes % 2 == 1, writes)
     }
 }
 
@@ -546,6 +704,7 @@ impl<S: Read + Write> WebSocket<S> {
             },
             peer_close: None,
             timers: Timers::new(None, None, Instant::now()),
+            waiting_write: None,
             request: None,
             protocol: None,
         }
@@ -654,7 +813,24 @@ impl<S: Read + Write> WebSocket<S> {
     fn on_tick(&mut self) -> Result<(), Error> {
         // Quiet for a tick: give back buffers grown for large messages.
         self.proto.shrink();
-        match self.timers.poll(Instant::now()) {
+        let now = Instant::now();
+        let (writing, writes) = match &self.out {
+            Outbound::Shared(shared) => shared.write_progress(),
+            Outbound::Own { .. } => (false, 0),
+        };
+        if self.waiting_write.is_some_and(|w| w != writes) {
+            // A write under way a tick ago has finished: the peer took
+            // bytes, so it is alive, even if its pong waits behind them.
+            self.timers.heard(now);
+        }
+        self.waiting_write = writing.then_some(writes);
+        let action = match self.timers.poll(now) {
+            // The pong may be waiting behind the frame a writer is sending:
+            // decide once that write ends, taken or timed out.
+            TimerAction::Expire(Expired::NoPong(_)) if writing => TimerAction::Wait,
+            action => action,
+        };
+        match action {
             TimerAction::Wait => Ok(()),
             // While closing, the "ping" only starts the wait for the reply.
             TimerAction::SendPing => match self.send_frame(OpCode::Ping, Payload::Borrowed(&[])) {
@@ -765,6 +941,7 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Gives back buffers grown for large messages; for an idle connection.
+    #[cfg(target_os = "linux")] // the event loop
     pub(crate) fn shrink(&mut self) {
         self.proto.shrink();
     }
@@ -806,7 +983,10 @@ impl<S: Read + Write> WebSocket<S> {
             } => Err(Error::Closed),
             Outbound::Own { close_sent, out } => {
                 *close_sent = opcode == OpCode::Close;
-                out.frame(&mut self.stream, opcode, payload, true)
+                let result = out.frame(&mut self.stream, opcode, payload, true);
+                // Part of a frame may be on the wire: nothing more can follow it.
+                *close_sent |= result.is_err();
+                result
             }
         }
     }
@@ -815,7 +995,11 @@ impl<S: Read + Write> WebSocket<S> {
     fn flush_fed(&mut self) -> Result<(), Error> {
         match &mut self.out {
             Outbound::Shared(shared) => shared.flush(),
-            Outbound::Own { out, .. } => out.flush(&mut self.stream),
+            Outbound::Own { close_sent, out } => {
+                let result = out.flush(&mut self.stream);
+                *close_sent |= result.is_err();
+                result
+            }
         }
     }
 }
@@ -850,7 +1034,9 @@ impl<S: DuplexStream> WebSocket<S> {
             }),
             close_sent: AtomicBool::new(close_sent),
             pending: AtomicBool::new(false),
+            write_timeout: self.stream.write_timeout()?,
             shutter: Box::new(shutter),
+            writes: AtomicU64::new(0),
         });
         self.out = Outbound::Shared(shared.clone());
         Ok(Sender { shared })

@@ -7,9 +7,13 @@
 use crate::socket::DuplexStream;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, RawFd};
+#[cfg(unix)]
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +39,7 @@ impl std::fmt::Display for Addr {
 #[derive(Debug)]
 enum Socket {
     Tcp(TcpStream),
+    #[cfg(unix)]
     Unix(UnixStream),
 }
 
@@ -59,6 +64,7 @@ macro_rules! on_socket {
                 let $s = &mut &*t;
                 $op
             }
+            #[cfg(unix)]
             Socket::Unix(u) => {
                 let $s = &mut &*u;
                 $op
@@ -75,7 +81,11 @@ impl Stream {
 
     /// Whether this is a Unix socket connection (local only, so no Host or Origin checks apply).
     pub fn is_unix(&self) -> bool {
-        matches!(&*self.socket, Socket::Unix(_))
+        match &*self.socket {
+            Socket::Tcp(_) => false,
+            #[cfg(unix)]
+            Socket::Unix(_) => true,
+        }
     }
 
     /// Sets how long a read may block.
@@ -93,6 +103,7 @@ impl Stream {
         on_socket!(self, s => s.shutdown(how))
     }
 
+    #[cfg(target_os = "linux")] // the event loop
     pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
         on_socket!(self, s => s.set_nonblocking(true))
     }
@@ -100,11 +111,13 @@ impl Stream {
     pub(crate) fn set_nodelay(&self) -> io::Result<()> {
         match &*self.socket {
             Socket::Tcp(t) => t.set_nodelay(true),
+            #[cfg(unix)]
             Socket::Unix(_) => Ok(()),
         }
     }
 }
 
+#[cfg(unix)]
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
         on_socket!(self, s => s.as_raw_fd())
@@ -124,6 +137,14 @@ impl From<TcpStream> for Stream {
     }
 }
 
+#[cfg(windows)]
+impl std::os::windows::io::AsRawSocket for Stream {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        on_socket!(self, s => s.as_raw_socket())
+    }
+}
+
+#[cfg(unix)]
 impl From<UnixStream> for Stream {
     fn from(s: UnixStream) -> Self {
         let path = s
@@ -182,15 +203,23 @@ impl DuplexStream for Stream {
     fn shutdown(&self) -> io::Result<()> {
         Stream::shutdown(self, Shutdown::Both)
     }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        on_socket!(self, s => s.write_timeout())
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Stream::set_write_timeout(self, timeout)
+    }
 }
 
 /// A TCP or Unix listener.
 #[derive(Debug)]
 pub(crate) enum Listener {
     Tcp(TcpListener),
+    #[cfg(unix)]
     Unix(UnixListener, PathBuf),
 }
 
+#[cfg(unix)]
 impl AsRawFd for Listener {
     fn as_raw_fd(&self) -> RawFd {
         match self {
@@ -204,13 +233,16 @@ impl Listener {
     pub(crate) fn accept(&self) -> io::Result<Stream> {
         Ok(match self {
             Listener::Tcp(l) => l.accept()?.0.into(),
+            #[cfg(unix)]
             Listener::Unix(l, _) => l.accept()?.0.into(),
         })
     }
 
+    #[cfg(target_os = "linux")] // the event loop
     pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(true),
+            #[cfg(unix)]
             Listener::Unix(l, _) => l.set_nonblocking(true),
         }
     }
@@ -218,6 +250,7 @@ impl Listener {
     pub(crate) fn local_addr(&self) -> io::Result<Addr> {
         Ok(match self {
             Listener::Tcp(l) => Addr::Tcp(l.local_addr()?),
+            #[cfg(unix)]
             Listener::Unix(_, path) => Addr::Unix(Some(path.clone())),
         })
     }
@@ -237,9 +270,10 @@ pub(crate) fn wake(addr: &Addr) {
             }
             let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
         }
+        #[cfg(unix)]
         Addr::Unix(Some(path)) => {
             let _ = UnixStream::connect(path);
         }
-        Addr::Unix(None) => {}
+        Addr::Unix(_) => {}
     }
 }
