@@ -11,14 +11,14 @@ use crate::handshake::{HandshakeError, HeadScanner, Request};
 use crate::protocol::Role;
 use crate::server::{self, Ctx, HttpHook, Refusal, Route};
 use crate::stream::{Listener, Stream};
-use crate::timers::{TimerAction, Timers};
+use crate::timers::{SendQueue, TimerAction, Timers};
 use crate::{CloseCode, DuplexStream, Error, MessageRef, Sender, Status, WebSocket};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// What a client's messages go to: made per client by the factory.
@@ -45,6 +45,11 @@ const LINGER: Duration = Duration::from_secs(2);
 /// The listener's token; connections count up from 0.
 const LISTENER: u64 = u64::MAX;
 
+thread_local! {
+    /// Set on event-loop threads, whose writes must never wait.
+    static ON_LOOP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Runs `threads` event-loop threads on `listener` until shutdown.
 pub(crate) fn run(
     ctx: Arc<Ctx<Box<Factory>>>,
@@ -58,7 +63,10 @@ pub(crate) fn run(
         let (worker_ctx, listener) = (ctx.clone(), listener.clone());
         let spawned = std::thread::Builder::new()
             .name(ctx.config.thread_name.clone())
-            .spawn(move || Worker::new(worker_ctx, listener)?.run());
+            .spawn(move || {
+                ON_LOOP.with(|on| on.set(true));
+                Worker::new(worker_ctx, listener)?.run()
+            });
         match spawned {
             Ok(worker) => workers.push(worker),
             // Serve with the threads there are; with none, fail.
@@ -183,7 +191,13 @@ impl Worker {
                 continue;
             }
             let conn = Conn {
-                queued: Queued::new(stream, self.epoll.clone(), token, backlog_cap),
+                queued: Queued::new(
+                    stream,
+                    self.epoll.clone(),
+                    token,
+                    backlog_cap,
+                    self.ctx.config.write_timeout,
+                ),
                 phase: Phase::Head {
                     buf: Vec::new(),
                     scanner: HeadScanner::new(self.ctx.config.limits.max_head_size),
@@ -247,7 +261,7 @@ impl Worker {
             let _ = self.epoll.delete(&conn.queued.stream);
             // Senders kept elsewhere hold the descriptor open: make sure the
             // client sees the end now.
-            let _ = conn.queued.stream.shutdown(Shutdown::Both);
+            let _ = conn.queued.close();
             server::deregister(&self.ctx.state, conn.slot);
         }
     }
@@ -524,7 +538,11 @@ impl Conn {
                 if !std::mem::take(&mut open.active) {
                     open.ws.shrink();
                 }
-                match open.timers.poll(now) {
+                let written = self.queued.inner.written.load(Ordering::Relaxed);
+                match open
+                    .timers
+                    .poll_sending(now, written, || self.queued.send_queue())
+                {
                     TimerAction::Wait => true,
                     TimerAction::SendPing => {
                         let _ = open.sender.ping(&[]);
@@ -627,12 +645,19 @@ pub(crate) struct Queued {
 
 struct Shared {
     backlog: Mutex<Backlog>,
+    /// Signalled when the backlog drains or the connection ends: what a
+    /// sender on another thread waits for.
+    room: Condvar,
     /// The most bytes the backlog may hold; past it the client is dropped.
     cap: usize,
+    /// How long a sender on another thread waits for room: the write timeout.
+    wait: Option<Duration>,
     /// Reads left in this turn; when 0, reads report `WouldBlock`.
     reads: AtomicU8,
     /// The backlog's length as of its last change, readable without the lock.
     waiting: AtomicUsize,
+    /// Bytes the socket has taken, for keepalive's view of the send queue.
+    written: AtomicU64,
     epoll: Arc<Epoll>,
     token: u64,
 }
@@ -648,6 +673,10 @@ struct Backlog {
     stalled_since: Option<Instant>,
     /// Cleared when nothing more is to be read from the client.
     reading: bool,
+    /// Senders on other threads waiting for room.
+    waiters: usize,
+    /// Set when the connection ends: waiting senders give up.
+    closed: bool,
 }
 
 impl Backlog {
@@ -657,11 +686,19 @@ impl Backlog {
 }
 
 impl Queued {
-    fn new(stream: Stream, epoll: Arc<Epoll>, token: u64, cap: usize) -> Queued {
+    fn new(
+        stream: Stream,
+        epoll: Arc<Epoll>,
+        token: u64,
+        cap: usize,
+        wait: Option<Duration>,
+    ) -> Queued {
         Queued {
             stream,
             inner: Arc::new(Shared {
+                room: Condvar::new(),
                 cap,
+                wait,
                 backlog: Mutex::new(Backlog {
                     interest: epoll::READABLE,
                     reading: true,
@@ -669,6 +706,7 @@ impl Queued {
                 }),
                 reads: AtomicU8::new(0),
                 waiting: AtomicUsize::new(0),
+                written: AtomicU64::new(0),
                 epoll,
                 token,
             }),
@@ -700,11 +738,15 @@ impl Queued {
                 Ok(n) => {
                     backlog.sent += n;
                     backlog.stalled_since = Some(Instant::now());
+                    self.took(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+        }
+        if backlog.waiters > 0 && backlog.len() == 0 {
+            self.inner.room.notify_all();
         }
         if backlog.len() == 0 {
             backlog.stalled_since = None;
@@ -720,6 +762,69 @@ impl Queued {
             backlog.bytes.drain(..sent);
         }
         self.rearm(&mut backlog)
+    }
+
+    /// A sender on another thread (a hub's writer, say) waits while bytes
+    /// wait for the client, as a blocking write waits for room in the
+    /// socket, for at most the write timeout: so its own queue shows that
+    /// the client is slow. An event-loop thread never waits.
+    fn wait_for_room(&self) -> io::Result<()> {
+        if self.inner.waiting.load(Ordering::Relaxed) == 0 || ON_LOOP.with(|on| on.get()) {
+            return Ok(());
+        }
+        let deadline = self.inner.wait.map(|w| Instant::now() + w);
+        let mut backlog = self.backlog();
+        backlog.waiters += 1;
+        let result = loop {
+            if backlog.closed {
+                break Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the connection was closed",
+                ));
+            }
+            if backlog.len() == 0 {
+                break Ok(());
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                break Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                ));
+            }
+            backlog = match self.inner.room.wait_timeout(backlog, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        };
+        backlog.waiters -= 1;
+        result
+    }
+
+    /// Ends the connection for good: a shutdown, and waiting senders let go.
+    fn close(&self) -> io::Result<()> {
+        self.backlog().closed = true;
+        self.inner.room.notify_all();
+        self.stream.shutdown(Shutdown::Both)
+    }
+
+    /// Counts bytes the socket took (under the backlog's lock).
+    fn took(&self, n: usize) {
+        let written = &self.inner.written;
+        written.store(
+            written.load(Ordering::Relaxed) + n as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// What keepalive sees of the send queue.
+    fn send_queue(&self) -> SendQueue {
+        SendQueue {
+            written: self.inner.written.load(Ordering::Relaxed),
+            unacked: self.stream.unacked(),
+        }
     }
 
     /// Stops watching for input: the client has nothing more to send.
@@ -794,6 +899,7 @@ impl Write for Queued {
                 }
                 Err(e) => return Err(e),
             };
+            self.took(sent);
         }
         if sent < total {
             if backlog.len() + (total - sent) > self.inner.cap {
@@ -828,7 +934,10 @@ impl DuplexStream for Queued {
         Ok(self.clone())
     }
     fn shutdown(&self) -> io::Result<()> {
-        self.stream.shutdown(Shutdown::Both)
+        self.close()
+    }
+    fn wait_for_room(&self) -> io::Result<()> {
+        Queued::wait_for_room(self)
     }
 }
 
@@ -845,7 +954,7 @@ mod tests {
         stream.set_nonblocking().unwrap();
         let epoll = Arc::new(Epoll::new().unwrap());
         epoll.add(&stream, epoll::READABLE, 1).unwrap();
-        (Queued::new(stream, epoll, 1, 64 << 20), client)
+        (Queued::new(stream, epoll, 1, 64 << 20, None), client)
     }
 
     #[test]

@@ -20,8 +20,8 @@
 //!     std::thread::sleep(std::time::Duration::from_secs(1));
 //! });
 //! Server::bind("0.0.0.0:8989")?.run(move |mut ws| {
-//!     let member = hub.join(ws.sender()?)?; // leaves the hub when dropped
-//!     member.send(r#"{"hello":1}"#); // first, before any broadcast after the join
+//!     // The greeting first, then every broadcast; leaves the hub when dropped.
+//!     let _member = hub.join_with(ws.sender()?, r#"{"hello":1}"#)?;
 //!     while ws.recv()?.is_some() {}
 //!     Ok(())
 //! })?;
@@ -134,6 +134,16 @@ impl Hub {
     /// Adds a connection; it receives broadcasts until the returned
     /// [`Membership`] is dropped or the connection closes.
     pub fn join(&self, sender: Sender) -> io::Result<Membership> {
+        self.add(sender, None)
+    }
+
+    /// [`Hub::join`], with `first` queued before any broadcast the member
+    /// gets: the current state, say, so that no change comes before it.
+    pub fn join_with(&self, sender: Sender, first: impl Into<Message>) -> io::Result<Membership> {
+        self.add(sender, Some(Arc::new(first.into())))
+    }
+
+    fn add(&self, sender: Sender, first: Option<Arc<Message>>) -> io::Result<Membership> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let member = Arc::new(Member {
             queue: Mutex::new(Queue {
@@ -145,11 +155,15 @@ impl Hub {
             ready: Condvar::new(),
             sender,
         });
+        if let Some(first) = &first {
+            self.inner.enqueue(&member, first);
+        }
         let writer_member = member.clone();
         thread::Builder::new()
             .name("stdws-hub".into())
             .stack_size(64 << 10)
             .spawn(move || drain(&writer_member))?;
+        // Broadcasts queue under this lock: from here on they follow `first`.
         lock(&self.inner.members).insert(id, member.clone());
         Ok(Membership {
             hub: self.clone(),
@@ -186,9 +200,10 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// Queues a message for this member alone, in order with broadcasts:
-    /// join, then send the current state, and no change is missed or
-    /// arrives before it. Returns `false` if the member was closed as too slow.
+    /// Queues a message for this member alone, in order with broadcasts
+    /// (a broadcast that raced with it may come first: to greet a new
+    /// member, use [`Hub::join_with`]). Returns `false` if the member was
+    /// closed as too slow.
     pub fn send(&self, msg: impl Into<Message>) -> bool {
         self.hub.inner.enqueue(&self.member, &Arc::new(msg.into()))
     }

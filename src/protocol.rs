@@ -415,10 +415,13 @@ impl Protocol {
     /// A receiver that starts with bytes already read from the stream, such
     /// as frames that arrived with the handshake; none of them is lost, however many.
     pub fn with_received(role: Role, limits: Limits, received: &[u8]) -> Self {
+        // Never less than a frame header, or leftovers ending inside one
+        // would leave no room to read the rest.
+        let size = limits.read_buffer_size.max(frame::MAX_HEADER_LEN);
         let mut bytes = Vec::new();
         if !received.is_empty() {
             bytes = received.to_vec();
-            bytes.resize(received.len().max(limits.read_buffer_size), 0);
+            bytes.resize(received.len().max(size), 0);
         }
         Protocol {
             role,
@@ -427,8 +430,8 @@ impl Protocol {
                 bytes,
                 start: 0,
                 end: received.len(),
-                size: limits.read_buffer_size.max(frame::MAX_HEADER_LEN),
-                target: limits.read_buffer_size.max(frame::MAX_HEADER_LEN),
+                size,
+                target: size,
             },
             assembly: Assembly::default(),
             state: State::Header { partial: None },
@@ -1342,5 +1345,70 @@ mod tests {
             ProtocolError::InvalidUtf8.to_string(),
             "text message is not valid UTF-8 (close code 1007)"
         );
+    }
+
+    /// Feeds `bytes` and collects each message, borrowed then copied.
+    fn messages_of(proto: &mut Protocol, bytes: &[u8]) -> Vec<Message> {
+        let mut rest = bytes;
+        let mut seen = Vec::new();
+        loop {
+            while let Some(event) = proto.poll().unwrap() {
+                assert!(matches!(event, Event::Message(())), "{event:?}");
+                seen.push(proto.message_ref().unwrap().to_message());
+            }
+            if rest.is_empty() {
+                return seen;
+            }
+            let n = proto.feed(rest);
+            rest = &rest[n..];
+        }
+    }
+
+    #[test]
+    fn a_much_smaller_message_after_a_large_one_gives_the_large_buffer_back() {
+        let mut proto = server();
+        // Over the 64 KiB kept for the next message, and fragmented, so
+        // that both messages are assembled rather than read in place.
+        let big = vec![7u8; 80 << 10];
+        let mut bytes = client_frame(0x02, &big[..40 << 10]);
+        bytes.extend(client_frame(0x80, &big[40 << 10..]));
+        assert_eq!(messages_of(&mut proto, &bytes), [Message::Binary(big)]);
+        assert!(proto.message_memory() >= 80 << 10);
+        let mut bytes = client_frame(0x01, b"sm");
+        bytes.extend(client_frame(0x80, b"all"));
+        assert_eq!(messages_of(&mut proto, &bytes), [Message::from("small")]);
+        let held = proto.message_memory();
+        assert!(
+            held <= KEEP_ASSEMBLY,
+            "{held} bytes kept for a 5-byte message"
+        );
+    }
+
+    #[test]
+    fn a_protocol_knows_its_role() {
+        assert_eq!(server().role(), Role::Server);
+        assert_eq!(
+            Protocol::new(Role::Client, Limits::default()).role(),
+            Role::Client
+        );
+    }
+
+    #[test]
+    fn a_control_payload_shows_its_bytes_and_refuses_over_125() {
+        let payload = ControlPayload::new(b"hi").unwrap();
+        assert_eq!(format!("{payload:?}"), "ControlPayload([104, 105])");
+        assert!(ControlPayload::new(&[0; 125]).is_some());
+        assert!(ControlPayload::new(&[0; 126]).is_none());
+    }
+
+    #[test]
+    fn a_message_that_does_not_inflate_fails_with_1007_and_says_so() {
+        let e = ProtocolError::BadCompression(InflateError::Truncated);
+        assert_eq!(e.close_code(), CloseCode::INVALID_DATA);
+        let text = e.to_string();
+        assert!(text.starts_with("compressed message: "), "{text}");
+        assert!(text.contains("block boundary"), "{text}");
+        assert!(text.ends_with("(close code 1007)"), "{text}");
+        assert_eq!(e.close_frame().reason, text);
     }
 }

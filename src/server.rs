@@ -957,6 +957,13 @@ mod tests {
             "192.168.1.50:8989"
         ));
         assert!(!origin_allowed(&[], "null", "192.168.1.50:8989"));
+        // Only web schemes can be the server's own page.
+        assert!(!origin_allowed(
+            &[],
+            "chrome-extension://192.168.1.50:8989",
+            "192.168.1.50:8989"
+        ));
+        assert!(!origin_allowed(&[], "file://", ""));
         let listed = strings(&["http://192.168.1.10:8000"]);
         assert!(origin_allowed(
             &listed,

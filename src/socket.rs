@@ -11,7 +11,7 @@ use crate::handshake::{self, HeadScanner, Request};
 use crate::mask::apply_mask;
 use crate::protocol::{Event, Protocol, Role};
 use crate::random::OsRandom;
-use crate::timers::{Expired, Keepalive, TimerAction, Timers};
+use crate::timers::{Expired, Keepalive, SendQueue, TimerAction, Timers};
 use crate::{CloseCode, CloseFrame, Error, Limits, Message, MessageRef, Status};
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -77,37 +77,63 @@ pub trait DuplexStream: Read + Write + Send + Sync + 'static {
     fn set_write_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
         Ok(())
     }
+    /// Bytes written that the peer has not acknowledged yet, where the
+    /// platform tells (TCP on Linux). Keepalive asks it at a late pong, to
+    /// tell a peer that is slowly taking what was sent before the ping from
+    /// one that is gone. Default: `None`, unknown.
+    fn unacked(&self) -> Option<u64> {
+        None
+    }
+    /// Waits, for a stream that buffers writes of its own, until it can
+    /// take more; a [`Sender`] calls it before taking the write lock, so
+    /// that a writer that must wait holds up no other. Default: returns at
+    /// once (a blocking socket waits inside `write`).
+    fn wait_for_room(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
-/// Implements [`DuplexStream`] for a std socket type with these methods.
-macro_rules! duplex_socket {
-    ($t:ty) => {
-        impl DuplexStream for $t {
-            fn try_clone(&self) -> io::Result<Self> {
-                <$t>::try_clone(self)
-            }
-            fn shutdown(&self) -> io::Result<()> {
-                <$t>::shutdown(self, Shutdown::Both)
-            }
-            fn write_timeout(&self) -> io::Result<Option<Duration>> {
-                <$t>::write_timeout(self)
-            }
-            fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-                <$t>::set_write_timeout(self, timeout)
-            }
-        }
-    };
+impl DuplexStream for TcpStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        TcpStream::try_clone(self)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        TcpStream::shutdown(self, Shutdown::Both)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::write_timeout(self)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+    fn unacked(&self) -> Option<u64> {
+        crate::stream::tcp_unacked(self)
+    }
 }
 
-duplex_socket!(TcpStream);
 #[cfg(unix)]
-duplex_socket!(UnixStream);
+impl DuplexStream for UnixStream {
+    fn try_clone(&self) -> io::Result<Self> {
+        UnixStream::try_clone(self)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        UnixStream::shutdown(self, Shutdown::Both)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        UnixStream::write_timeout(self)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
+    }
+}
 
 /// The object-safe part of [`DuplexStream`]: what a [`Sender`] writes to,
 /// and shuts down without taking the write lock.
 trait Sink: Write + Send + Sync {
     fn shut(&self) -> io::Result<()>;
     fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn unacked_bytes(&self) -> Option<u64>;
+    fn wait_room(&self) -> io::Result<()>;
 }
 
 impl<T: DuplexStream> Sink for T {
@@ -116,6 +142,12 @@ impl<T: DuplexStream> Sink for T {
     }
     fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.set_write_timeout(timeout)
+    }
+    fn unacked_bytes(&self) -> Option<u64> {
+        self.unacked()
+    }
+    fn wait_room(&self) -> io::Result<()> {
+        self.wait_for_room()
     }
 }
 
@@ -157,8 +189,17 @@ impl<'a> Deadline<'a> {
         }
         self.calls += 1;
         match write(self.sink) {
+            Ok(n) => {
+                // Only the lock holder counts, so a load and a store suffice.
+                let written = &self.shared.written;
+                written.store(
+                    written.load(Ordering::Relaxed) + n as u64,
+                    Ordering::Relaxed,
+                );
+                Ok(n)
+            }
             Err(e) if is_timeout(&e) => Err(self.shared.write_timeout.map_or(e, write_timed_out)),
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
@@ -241,6 +282,8 @@ struct Shared {
     /// (perhaps waiting for the peer to take bytes): how keepalive sees a
     /// peer take bytes that waited for room. Changed under `out`.
     writes: AtomicU64,
+    /// Bytes written, for keepalive's view of the send queue. Changed under `out`.
+    written: AtomicU64,
 }
 
 struct SharedOut {
@@ -264,6 +307,15 @@ impl Shared {
     }
 
     fn send(&self, opcode: OpCode, payload: Payload<'_>, flush: bool) -> Result<(), Error> {
+        if self.write_timeout.is_none() {
+            // Perhaps a stream that buffers (the event loop's): wait for
+            // room before the lock, so that no other writer waits on us.
+            if let Err(e) = self.shutter.wait_room() {
+                self.close_sent.store(true, Ordering::Release);
+                let _ = self.shutter.shut();
+                return Err(e.into());
+            }
+        }
         let mut guard = self.lock();
         if self.close_sent.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -272,13 +324,10 @@ impl Shared {
             self.close_sent.store(true, Ordering::Release);
         }
         let SharedOut { sink, out } = &mut *guard;
-        self.begin_write();
-        let result = out.frame(
-            &mut Deadline::new(&mut **sink, self),
-            opcode,
-            payload,
-            flush,
-        );
+        let result = match self.write_timeout {
+            Some(_) => self.timed(|w| out.frame(w, opcode, payload, flush), sink),
+            None => out.frame(sink, opcode, payload, flush),
+        };
         self.after_write(out, result)
     }
 
@@ -288,15 +337,30 @@ impl Shared {
         }
         let mut guard = self.lock();
         let SharedOut { sink, out } = &mut *guard;
-        self.begin_write();
-        let result = out.flush(&mut Deadline::new(&mut **sink, self));
+        let result = match self.write_timeout {
+            Some(_) => self.timed(|w| out.flush(w), sink),
+            None => out.flush(sink),
+        };
         self.after_write(out, result)
+    }
+
+    /// Writes through a [`Deadline`], counted for keepalive: a stream with
+    /// a write timeout blocks, and this is how the reader sees it wait.
+    #[inline]
+    fn timed(
+        &self,
+        write: impl FnOnce(&mut Deadline<'_>) -> Result<(), Error>,
+        sink: &mut Box<dyn Sink>,
+    ) -> Result<(), Error> {
+        self.count_write(); // odd: under way
+        let result = write(&mut Deadline::new(&mut **sink, self));
+        self.count_write(); // even again: done
+        result
     }
 
     /// A write that failed may have left part of a frame on the wire:
     /// nothing more can be written into the stream, so it is shut down.
     fn after_write(&self, out: &Outgoing, result: Result<(), Error>) -> Result<(), Error> {
-        self.begin_write(); // even again: done
         self.pending.store(out.has_pending(), Ordering::Release);
         if result.is_err() {
             self.close_sent.store(true, Ordering::Release);
@@ -307,7 +371,7 @@ impl Shared {
 
     /// Counts a write's start or end (under `out`: a load and a store suffice).
     #[inline]
-    fn begin_write(&self) {
+    fn count_write(&self) {
         let writes = self.writes.load(Ordering::Relaxed);
         self.writes.store(writes.wrapping_add(1), Ordering::Relaxed);
     }
@@ -824,7 +888,17 @@ impl<S: Read + Write> WebSocket<S> {
             self.timers.heard(now);
         }
         self.waiting_write = writing.then_some(writes);
-        let action = match self.timers.poll(now) {
+        let action = match &self.out {
+            Outbound::Shared(shared) => {
+                let written = shared.written.load(Ordering::Relaxed);
+                self.timers.poll_sending(now, written, || SendQueue {
+                    written: shared.written.load(Ordering::Relaxed),
+                    unacked: shared.shutter.unacked_bytes(),
+                })
+            }
+            Outbound::Own { .. } => self.timers.poll(now),
+        };
+        let action = match action {
             // The pong may be waiting behind the frame a writer is sending:
             // decide once that write ends, taken or timed out.
             TimerAction::Expire(Expired::NoPong(_)) if writing => TimerAction::Wait,
@@ -1037,8 +1111,100 @@ impl<S: DuplexStream> WebSocket<S> {
             write_timeout: self.stream.write_timeout()?,
             shutter: Box::new(shutter),
             writes: AtomicU64::new(0),
+            written: AtomicU64::new(0),
         });
         self.out = Outbound::Shared(shared.clone());
         Ok(Sender { shared })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that reads `input`, and whose writes take at most `room`
+    /// bytes in all, then nothing (`Ok(0)`), or fail with `fail` if set.
+    #[derive(Debug)]
+    struct Scripted {
+        input: io::Cursor<Vec<u8>>,
+        room: usize,
+        written: Vec<u8>,
+        fail: Option<io::ErrorKind>,
+    }
+
+    impl Scripted {
+        fn new(input: &[u8], room: usize) -> Self {
+            Scripted {
+                input: io::Cursor::new(input.to_vec()),
+                room,
+                written: Vec::new(),
+                fail: None,
+            }
+        }
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(kind) = self.fail {
+                return Err(kind.into());
+            }
+            let n = buf.len().min(self.room - self.written.len());
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stream_that_stops_taking_bytes_fails_the_write_instead_of_spinning() {
+        let mut roomy = Scripted::new(b"", 8);
+        write_all_vectored(&mut roomy, b"head", b"body").unwrap();
+        assert_eq!(roomy.written, b"headbody");
+        // The header is cut short, then the stream takes nothing more.
+        let mut stream = Scripted::new(b"", 2);
+        let e = write_all_vectored(&mut stream, b"head", b"body").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WriteZero);
+        assert_eq!(stream.written, b"he");
+    }
+
+    #[test]
+    fn after_a_frame_fails_part_way_nothing_more_is_sent() {
+        let mut ws = WebSocket::from_raw(
+            Scripted::new(b"", 100),
+            Role::Server,
+            Limits::default(),
+            &[],
+        );
+        let error = ws.send_binary(&[7; 1000]).unwrap_err();
+        assert!(
+            matches!(&error, Error::Io(e) if e.kind() == io::ErrorKind::WriteZero),
+            "{error:?}"
+        );
+        // What went out is a frame's start: no other frame may follow it.
+        assert!(matches!(ws.send_text("next"), Err(Error::Closed)));
+        assert!(matches!(ws.ping(b""), Err(Error::Closed)));
+        assert_eq!(ws.get_ref().written.len(), 100);
+    }
+
+    #[test]
+    fn accept_reports_a_client_gone_before_the_101_as_an_io_error() {
+        let request = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let mut stream = Scripted::new(request, 0);
+        stream.fail = Some(io::ErrorKind::BrokenPipe);
+        let error = WebSocket::accept(stream).unwrap_err();
+        assert!(
+            matches!(&error, Error::Io(e) if e.kind() == io::ErrorKind::BrokenPipe),
+            "{error:?}"
+        );
+        assert!(error.is_disconnect());
     }
 }

@@ -4,6 +4,12 @@
 //! The socket layer sets its read timeout to [`Timers::tick`] once, and calls
 //! [`Timers::poll`] whenever a read times out; deadlines are therefore met
 //! within one tick, at no cost per read.
+//!
+//! A late pong is not always a dead peer: on a slow link the ping waits
+//! behind everything sent before it. [`Timers::poll_sending`] takes what the
+//! driver knows of the send queue (bytes written, and bytes the peer's TCP
+//! has not acknowledged yet) and gives a ping that waits behind data one
+//! more tick: a peer that acknowledged bytes meanwhile is alive.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +59,21 @@ pub struct Timers {
     keepalive: Option<Keepalive>,
     last_heard: Instant,
     ping_sent: Option<Instant>,
+    /// Bytes written before the ping went out.
+    written_at_ping: u64,
+    /// At a pong deadline with data still ahead of the ping: how much of
+    /// what we wrote the peer had acknowledged.
+    acked_at_deadline: Option<u64>,
+}
+
+/// What a driver knows of its send queue at a pong deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendQueue {
+    /// Bytes written to the connection so far (any fixed origin).
+    pub written: u64,
+    /// Of those, bytes the peer has not acknowledged; `None` where the
+    /// platform cannot tell.
+    pub unacked: Option<u64>,
 }
 
 impl Timers {
@@ -63,6 +84,8 @@ impl Timers {
             keepalive,
             last_heard: now,
             ping_sent: None,
+            written_at_ping: 0,
+            acked_at_deadline: None,
         }
     }
 
@@ -85,10 +108,28 @@ impl Timers {
     pub fn heard(&mut self, now: Instant) {
         self.last_heard = now;
         self.ping_sent = None;
+        self.acked_at_deadline = None;
     }
 
     /// What is due at `now`. Returns [`TimerAction::SendPing`] once per silence.
     pub fn poll(&mut self, now: Instant) -> TimerAction {
+        self.poll_sending(now, 0, || SendQueue {
+            written: 0,
+            unacked: None,
+        })
+    }
+
+    /// [`Timers::poll`] for a driver that can see its send queue: `written`
+    /// is the bytes written so far, and `queue` is asked only at a pong
+    /// deadline. A deadline that finds data the peer has not acknowledged
+    /// ahead of the ping waits one more tick; if the peer acknowledged more
+    /// meanwhile, it is heard from, else it expires.
+    pub fn poll_sending(
+        &mut self,
+        now: Instant,
+        written: u64,
+        queue: impl FnOnce() -> SendQueue,
+    ) -> TimerAction {
         let silent = now.saturating_duration_since(self.last_heard);
         if let Some(limit) = self.read_timeout {
             if silent >= limit {
@@ -100,14 +141,40 @@ impl Timers {
         };
         match self.ping_sent {
             Some(sent) if now.saturating_duration_since(sent) >= ka.timeout => {
-                TimerAction::Expire(Expired::NoPong(ka.timeout))
+                self.late_pong(now, ka.timeout, queue())
             }
             Some(_) => TimerAction::Wait,
             None if silent >= ka.interval => {
                 self.ping_sent = Some(now);
+                self.written_at_ping = written;
                 TimerAction::SendPing
             }
             None => TimerAction::Wait,
+        }
+    }
+
+    /// The pong deadline passed: expire, or give a ping stuck behind data
+    /// until the next tick to see whether the peer takes any of it.
+    fn late_pong(&mut self, now: Instant, timeout: Duration, queue: SendQueue) -> TimerAction {
+        let expire = TimerAction::Expire(Expired::NoPong(timeout));
+        let Some(unacked) = queue.unacked else {
+            return expire;
+        };
+        let acked = queue.written.saturating_sub(unacked);
+        match self.acked_at_deadline {
+            // Only the ping and what followed it are unacknowledged: nothing
+            // held it up.
+            None if unacked <= queue.written.saturating_sub(self.written_at_ping) => expire,
+            None => {
+                self.acked_at_deadline = Some(acked);
+                TimerAction::Wait
+            }
+            Some(before) if acked > before => {
+                // Taking our bytes: alive. Ping again after the interval.
+                self.heard(now);
+                TimerAction::Wait
+            }
+            Some(_) => expire,
         }
     }
 }
@@ -164,10 +231,123 @@ mod tests {
         assert_eq!(timers.poll(t0 + 62 * S), TimerAction::SendPing);
     }
 
+    fn ka(interval: Duration, timeout: Duration) -> Keepalive {
+        Keepalive { interval, timeout }
+    }
+
+    fn queue(written: u64, unacked: u64) -> impl FnOnce() -> SendQueue {
+        move || SendQueue {
+            written,
+            unacked: Some(unacked),
+        }
+    }
+
+    #[test]
+    fn a_late_pong_behind_data_the_peer_is_taking_is_forgiven() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        // 1 MB written, 900 kB of it still unacknowledged when the ping goes.
+        assert_eq!(
+            timers.poll_sending(t0 + 30 * S, 1_000_000, queue(0, 0)),
+            TimerAction::SendPing
+        );
+        // The deadline: the ping (2 bytes) still waits behind 800 kB.
+        let at_deadline = queue(1_000_002, 800_002);
+        assert_eq!(
+            timers.poll_sending(t0 + 35 * S, 1_000_002, at_deadline),
+            TimerAction::Wait
+        );
+        // A tick later the peer has acknowledged 100 kB more: alive.
+        let later = queue(1_000_002, 700_002);
+        assert_eq!(
+            timers.poll_sending(t0 + 40 * S, 1_000_002, later),
+            TimerAction::Wait
+        );
+        // And the silence starts again from there.
+        assert_eq!(
+            timers.poll_sending(t0 + 69 * S, 1_000_002, queue(0, 0)),
+            TimerAction::Wait
+        );
+        assert_eq!(
+            timers.poll_sending(t0 + 70 * S, 1_000_002, queue(0, 0)),
+            TimerAction::SendPing
+        );
+    }
+
+    #[test]
+    fn a_late_pong_behind_data_nobody_takes_expires_a_tick_later() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        assert_eq!(
+            timers.poll_sending(t0 + 30 * S, 5_000, queue(0, 0)),
+            TimerAction::SendPing
+        );
+        assert_eq!(
+            timers.poll_sending(t0 + 35 * S, 5_002, queue(5_002, 3_002)),
+            TimerAction::Wait
+        );
+        assert_eq!(
+            timers.poll_sending(t0 + 40 * S, 5_002, queue(5_002, 3_002)),
+            TimerAction::Expire(Expired::NoPong(5 * S))
+        );
+    }
+
+    #[test]
+    fn a_late_pong_with_nothing_ahead_of_the_ping_expires_at_once() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        assert_eq!(
+            timers.poll_sending(t0 + 30 * S, 5_000, queue(0, 0)),
+            TimerAction::SendPing
+        );
+        // Everything before the ping was acknowledged; the ping and a
+        // later 100-byte message were not: a dead peer, or a dead link.
+        assert_eq!(
+            timers.poll_sending(t0 + 35 * S, 5_102, queue(5_102, 102)),
+            TimerAction::Expire(Expired::NoPong(5 * S))
+        );
+        // Where the platform cannot tell, a late pong expires as before.
+        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        assert_eq!(timers.poll(t0 + 30 * S), TimerAction::SendPing);
+        let unknown = || SendQueue {
+            written: 9_000,
+            unacked: None,
+        };
+        assert_eq!(
+            timers.poll_sending(t0 + 35 * S, 9_000, unknown),
+            TimerAction::Expire(Expired::NoPong(5 * S))
+        );
+    }
+
     #[test]
     fn no_deadlines_means_no_tick() {
         let timers = Timers::new(None, None, Instant::now());
         assert!(!timers.is_active());
         assert_eq!(timers.tick(), None);
+    }
+
+    #[test]
+    fn the_tick_is_the_shortest_deadline_of_both() {
+        let ka = Keepalive {
+            interval: 30 * S,
+            timeout: 20 * S,
+        };
+        let both = |read| Timers::new(Some(read), Some(ka), Instant::now()).tick();
+        assert_eq!(both(10 * S), Some(10 * S));
+        assert_eq!(both(60 * S), Some(20 * S));
+        // A zero timeout still ticks, rather than spinning or blocking.
+        assert_eq!(both(Duration::ZERO), Some(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn expiry_says_which_deadline_passed_and_how_long_it_was() {
+        assert_eq!(
+            Expired::ReadTimeout(10 * S).to_string(),
+            "peer sent nothing for 10s"
+        );
+        assert_eq!(
+            Expired::NoPong(Duration::from_millis(1500)).to_string(),
+            "no answer to a keepalive ping within 1.5s"
+        );
     }
 }
