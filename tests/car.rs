@@ -171,8 +171,7 @@ fn the_control_page_is_served_and_nothing_else() {
 
 #[test]
 fn bad_arguments_print_usage_and_exit_2() {
-    let bin = example_process::binary("car");
-    let out = std::process::Command::new(&bin)
+    let out = example_process::command("car")
         .arg("--speed")
         .output()
         .unwrap();

@@ -4,7 +4,9 @@
 
 mod example_process;
 
-use example_process::{http_unix, recv_text, Example, TempDir};
+#[cfg(unix)]
+use example_process::{http_unix, TempDir};
+use example_process::{recv_text, Example};
 use std::time::{Duration, Instant};
 use stdws::client::{self, ClientConfig, ConnectError};
 use stdws::{Error, Message};
@@ -15,6 +17,14 @@ fn status(inputs: &str, outputs: &str) -> String {
     format!(r#"{{"inputs":{inputs},"outputs":{outputs}}}"#)
 }
 
+/// The server modes the WebSocket tests run against: a thread per client,
+/// and the event loop (Linux only).
+const MODES: &[&[&str]] = &[
+    &[],
+    #[cfg(target_os = "linux")]
+    &["--event-loop"],
+];
+
 fn start(args: &[&str]) -> Example {
     let mut all = vec!["--listen", "127.0.0.1:0"];
     all.extend_from_slice(args);
@@ -23,72 +33,80 @@ fn start(args: &[&str]) -> Example {
 
 #[test]
 fn a_websocket_client_gets_the_status_on_connect() {
-    let board = start(&[]);
-    let mut ws = board.connect();
-    assert_eq!(recv_text(&mut ws), ZEROS);
+    for mode in MODES {
+        let board = start(mode);
+        let mut ws = board.connect();
+        assert_eq!(recv_text(&mut ws), ZEROS);
+    }
 }
 
 #[test]
 fn an_array_of_eight_sets_all_outputs_and_every_client_sees_it() {
-    let board = start(&[]);
-    let (mut a, mut b) = (board.connect(), board.connect());
-    assert_eq!(recv_text(&mut a), ZEROS);
-    assert_eq!(recv_text(&mut b), ZEROS);
+    for mode in MODES {
+        let board = start(mode);
+        let (mut a, mut b) = (board.connect(), board.connect());
+        assert_eq!(recv_text(&mut a), ZEROS);
+        assert_eq!(recv_text(&mut b), ZEROS);
 
-    a.send_text("[1,0,1,0,0,0,0,1]").unwrap();
-    let expected = status("[0,0,0,0,0,0,0,0]", "[1,0,1,0,0,0,0,1]");
-    assert_eq!(recv_text(&mut a), expected);
-    assert_eq!(recv_text(&mut b), expected);
-    // A client connecting later starts from the new state.
-    assert_eq!(recv_text(&mut board.connect()), expected);
+        a.send_text("[1,0,1,0,0,0,0,1]").unwrap();
+        let expected = status("[0,0,0,0,0,0,0,0]", "[1,0,1,0,0,0,0,1]");
+        assert_eq!(recv_text(&mut a), expected);
+        assert_eq!(recv_text(&mut b), expected);
+        // A client connecting later starts from the new state.
+        assert_eq!(recv_text(&mut board.connect()), expected);
+    }
 }
 
 #[test]
 fn invalid_messages_get_an_error_for_the_sender_only_and_change_nothing() {
-    let board = start(&[]);
-    let (mut sender, mut other) = (board.connect(), board.connect());
-    recv_text(&mut sender);
-    recv_text(&mut other);
+    for mode in MODES {
+        let board = start(mode);
+        let (mut sender, mut other) = (board.connect(), board.connect());
+        recv_text(&mut sender);
+        recv_text(&mut other);
 
-    for bad in [
-        "not json",
-        "[1,0,1]",
-        "[1,0,1,0,0,0,0,1,0]",
-        "[0,0,0,0,0,0,0,2]",
-        "[0,0,0,0,0,0,0,true]",
-        r#"[0,0,0,0,0,0,0,"1"]"#,
-        r#"{"outputs":[1,1,1,1,1,1,1,1]}"#,
-        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
-    ] {
-        sender.send_text(bad).unwrap();
-        let reply = recv_text(&mut sender);
-        assert!(reply.starts_with(r#"{"error":""#), "{bad}: {reply}");
+        for bad in [
+            "not json",
+            "[1,0,1]",
+            "[1,0,1,0,0,0,0,1,0]",
+            "[0,0,0,0,0,0,0,2]",
+            "[0,0,0,0,0,0,0,true]",
+            r#"[0,0,0,0,0,0,0,"1"]"#,
+            r#"{"outputs":[1,1,1,1,1,1,1,1]}"#,
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        ] {
+            sender.send_text(bad).unwrap();
+            let reply = recv_text(&mut sender);
+            assert!(reply.starts_with(r#"{"error":""#), "{bad}: {reply}");
+        }
+        sender.send(Message::Binary(vec![1; 8])).unwrap();
+        assert!(recv_text(&mut sender).contains("expected a text message"));
+
+        assert_eq!(board.http("GET", "/io", "").body, ZEROS, "state changed");
+        // The connection is still open, and the other client got none of the
+        // errors: its next message is the status for this valid change.
+        sender.send_text("[0,0,0,0,0,0,1,1]").unwrap();
+        let expected = status("[0,0,0,0,0,0,0,0]", "[0,0,0,0,0,0,1,1]");
+        assert_eq!(recv_text(&mut other), expected);
+        assert_eq!(recv_text(&mut sender), expected);
     }
-    sender.send(Message::Binary(vec![1; 8])).unwrap();
-    assert!(recv_text(&mut sender).contains("expected a text message"));
-
-    assert_eq!(board.http("GET", "/io", "").body, ZEROS, "state changed");
-    // The connection is still open, and the other client got none of the
-    // errors: its next message is the status for this valid change.
-    sender.send_text("[0,0,0,0,0,0,1,1]").unwrap();
-    let expected = status("[0,0,0,0,0,0,0,0]", "[0,0,0,0,0,0,1,1]");
-    assert_eq!(recv_text(&mut other), expected);
-    assert_eq!(recv_text(&mut sender), expected);
 }
 
 #[test]
 fn only_real_changes_are_broadcast() {
-    let board = start(&[]);
-    let mut ws = board.connect();
-    recv_text(&mut ws);
-    assert_eq!(board.http("POST", "/io/outputs/2", "0").body, "0"); // already 0
-    ws.send_text("[0,0,0,0,0,0,0,0]").unwrap(); // already all 0
-    assert_eq!(board.http("POST", "/io/outputs/2", "1").body, "1");
-    // The first message after the no-op sets is the real change.
-    assert_eq!(
-        recv_text(&mut ws),
-        status("[0,0,0,0,0,0,0,0]", "[0,0,1,0,0,0,0,0]")
-    );
+    for mode in MODES {
+        let board = start(mode);
+        let mut ws = board.connect();
+        recv_text(&mut ws);
+        assert_eq!(board.http("POST", "/io/outputs/2", "0").body, "0"); // already 0
+        ws.send_text("[0,0,0,0,0,0,0,0]").unwrap(); // already all 0
+        assert_eq!(board.http("POST", "/io/outputs/2", "1").body, "1");
+        // The first message after the no-op sets is the real change.
+        assert_eq!(
+            recv_text(&mut ws),
+            status("[0,0,0,0,0,0,0,0]", "[0,0,1,0,0,0,0,0]")
+        );
+    }
 }
 
 #[test]
@@ -166,27 +184,30 @@ fn rest_errors_are_404_400_and_405() {
 
 #[test]
 fn changes_over_http_are_broadcast_to_websocket_clients() {
-    let board = start(&[]);
-    let mut ws = board.connect();
-    recv_text(&mut ws);
-    board.http("POST", "/io/outputs/0", "1");
-    assert_eq!(
-        recv_text(&mut ws),
-        status("[0,0,0,0,0,0,0,0]", "[1,0,0,0,0,0,0,0]")
-    );
-    board.http("POST", "/io/inputs/7", "1");
-    assert_eq!(
-        recv_text(&mut ws),
-        status("[0,0,0,0,0,0,0,1]", "[1,0,0,0,0,0,0,0]")
-    );
-    board.http("POST", "/io/outputs", "[0,1,1,1,1,1,1,1]");
-    assert_eq!(
-        recv_text(&mut ws),
-        status("[0,0,0,0,0,0,0,1]", "[0,1,1,1,1,1,1,1]")
-    );
+    for mode in MODES {
+        let board = start(mode);
+        let mut ws = board.connect();
+        recv_text(&mut ws);
+        board.http("POST", "/io/outputs/0", "1");
+        assert_eq!(
+            recv_text(&mut ws),
+            status("[0,0,0,0,0,0,0,0]", "[1,0,0,0,0,0,0,0]")
+        );
+        board.http("POST", "/io/inputs/7", "1");
+        assert_eq!(
+            recv_text(&mut ws),
+            status("[0,0,0,0,0,0,0,1]", "[1,0,0,0,0,0,0,0]")
+        );
+        board.http("POST", "/io/outputs", "[0,1,1,1,1,1,1,1]");
+        assert_eq!(
+            recv_text(&mut ws),
+            status("[0,0,0,0,0,0,0,1]", "[0,1,1,1,1,1,1,1]")
+        );
+    }
 }
 
 #[test]
+#[cfg(unix)]
 fn the_unix_socket_serves_the_rest_api_on_the_same_state() {
     let dir = TempDir::new("io-board-unix");
     let sock = dir.0.join("bb-io.sock");
@@ -212,6 +233,21 @@ fn the_unix_socket_serves_the_rest_api_on_the_same_state() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     assert_eq!(recv_text(&mut local), expected);
+}
+
+#[test]
+#[cfg(not(unix))]
+fn the_unix_socket_option_fails_with_a_clear_message_off_unix() {
+    let out = example_process::command("io_board")
+        .args(["--listen", "127.0.0.1:0", "--unix", "bb-io.sock"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Unix sockets are not available"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -276,22 +312,21 @@ fn the_websocket_refuses_other_sites_pages() {
 
 #[test]
 fn bad_arguments_print_usage_and_exit_2() {
-    let bin = example_process::binary("io_board");
     for args in [&["--bogus"][..], &["--listen"], &["--unix"]] {
-        let out = std::process::Command::new(&bin)
+        let out = example_process::command("io_board")
             .args(args)
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("usage: io_board"));
     }
-    let help = std::process::Command::new(&bin)
+    let help = example_process::command("io_board")
         .arg("--help")
         .output()
         .unwrap();
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--simulate-inputs"));
-    let taken = std::process::Command::new(&bin)
+    let taken = example_process::command("io_board")
         .args(["--listen", "256.0.0.1:1"])
         .output()
         .unwrap();

