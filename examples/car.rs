@@ -229,9 +229,7 @@ impl Car {
             // Join, then queue the current motion, under the lock that
             // reports are broadcast under: none is missed or comes first.
             let drive = self.lock();
-            let member = self.clients.join(ws.sender()?)?;
-            member.send(drive.report.clone());
-            member
+            self.clients.join_with(ws.sender()?, drive.report.clone())?
         };
         while let Some(msg) = ws.recv()? {
             let command = match &msg {

@@ -1,14 +1,21 @@
 //! Echo server: every text and binary message comes back unchanged.
 //!
-//! `cargo run --release --example echo -- [--listen] 127.0.0.1:9001 [--deflate] [--event-loop [--threads N]]`
+//! `cargo run --release --example echo -- [--listen] 127.0.0.1:9001 [--deflate] [--event-loop [--threads N]] [--keepalive SECS]
+//! [--write-timeout SECS] [--handshake-timeout SECS]`
 //!
 //! `GET /` serves a small page that echoes through the browser's WebSocket.
 //! `--deflate` accepts permessage-deflate (RFC 7692) from clients that offer
 //! it. `--event-loop` serves every client from one thread per CPU
-//! (`Server::run_event_loop`) instead of a thread each, or from N threads. This is also the server the conformance suite and the benchmarks run
-//! against, so it accepts up to 50,000 clients.
+//! (`Server::run_event_loop`) instead of a thread each, or from N threads.
+//! `--keepalive SECS` pings a client after SECS of silence and closes it if
+//! nothing comes SECS later (default 30; 0 turns keepalive off).
+//! `--write-timeout SECS` (default 10) and `--handshake-timeout SECS`
+//! (default 10) set those limits; SECS may have decimals. This is
+//! also the server the conformance suite and the benchmarks run against, so
+//! it accepts up to 50,000 clients.
+use std::time::Duration;
 use stdws::extensions::permessage_deflate::DeflateConfig;
-use stdws::{Config, MessageRef, Response, Server};
+use stdws::{Config, Keepalive, MessageRef, Response, Server};
 
 const PAGE: &str = include_str!("pages/echo.html");
 
@@ -17,15 +24,27 @@ fn main() -> std::io::Result<()> {
     let mut deflate = None;
     let mut event_loop = false;
     let mut threads = 0;
+    let mut keepalive = Config::default().keepalive;
+    let mut write_timeout = Config::default().write_timeout;
+    let mut handshake_timeout = Config::default().handshake_timeout;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--threads" => threads = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
+            "--keepalive" => {
+                let secs = args.next().and_then(|n| n.parse().ok()).unwrap_or(30);
+                keepalive = (secs > 0).then(|| Keepalive {
+                    interval: Duration::from_secs(secs),
+                    timeout: Duration::from_secs(secs),
+                });
+            }
+            "--write-timeout" => write_timeout = Some(secs(args.next())),
+            "--handshake-timeout" => handshake_timeout = secs(args.next()),
             "--deflate" => deflate = Some(DeflateConfig::default()),
             "--event-loop" => event_loop = true,
             "--listen" => {} // the address follows
             flag if flag.starts_with('-') => {
-                eprintln!("usage: echo [--listen] [ADDR] [--deflate] [--event-loop [--threads N]]");
+                eprintln!("usage: echo [--listen] [ADDR] [--deflate] [--event-loop [--threads N]] [--keepalive SECS] [--write-timeout SECS] [--handshake-timeout SECS]");
                 std::process::exit(2);
             }
             other => addr = other.to_owned(),
@@ -36,6 +55,9 @@ fn main() -> std::io::Result<()> {
             max_connections: 50_000,
             event_loop_threads: threads,
             deflate,
+            keepalive,
+            write_timeout,
+            handshake_timeout,
             ..Config::default()
         })
         .on_http(|req| match req.path() {
@@ -58,4 +80,17 @@ fn main() -> std::io::Result<()> {
         }
         Ok(())
     })
+}
+
+/// A flag's value in seconds, decimals allowed; exits with the usage on anything else.
+fn secs(value: Option<String>) -> Duration {
+    match value.and_then(|v| v.parse::<f64>().ok()) {
+        Some(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s),
+        _ => {
+            eprintln!(
+                "echo: --write-timeout and --handshake-timeout need a number of seconds over 0"
+            );
+            std::process::exit(2);
+        }
+    }
 }

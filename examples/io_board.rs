@@ -18,6 +18,12 @@
 //!   takes the WebSocket protocol too.
 //! - **`GET /`**: the web admin IO page, kept live over the WebSocket.
 //! - `--simulate-inputs`: the inputs change by themselves every second.
+//! - `--keepalive SECS`: a client silent for SECS is pinged, and closed if
+//!   nothing comes SECS later (default 30; 0 turns keepalive off).
+//! - `--write-timeout SECS`, `--handshake-timeout SECS`: those limits
+//!   (default 10 s each; SECS may have decimals).
+//! - `--event-loop`: the TCP clients are served by `Server::run_event_loop`
+//!   (Linux), one thread per CPU, instead of a thread each.
 //!
 //! `--listen 127.0.0.1:0` picks a free port; the `listening` line says which.
 //!
@@ -33,19 +39,32 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 use stdws::hub::Hub;
-use stdws::{Error, Message, Request, Response, Server, Stream, WebSocket};
+use stdws::{
+    Config, Error, Keepalive, Message, MessageRef, Request, Response, Sender, Server, Stream,
+    WebSocket,
+};
 
 const PAGE: &str = include_str!("pages/io_board.html");
 const LINES: usize = 8;
 
 const USAGE: &str = "\
-usage: io_board [--listen ADDR] [--unix PATH] [--simulate-inputs]
+usage: io_board [--listen ADDR] [--unix PATH] [--simulate-inputs] [--keepalive SECS]
+                [--write-timeout SECS] [--handshake-timeout SECS] [--event-loop]
 
   --listen ADDR       TCP address for the page, the WebSocket and the REST API
                       (default 0.0.0.0:8989, as on the device; port 0 picks one)
   --unix PATH         also serve the REST API on a Unix socket at PATH
                       (the device uses /var/run/bb-io.sock)
   --simulate-inputs   change the inputs by themselves every second
+  --event-loop        serve the TCP clients from one thread per CPU (Linux)
+                      instead of a thread each
+  --keepalive SECS    ping a client silent for SECS, close it if nothing comes
+                      SECS later (default 30; 0: no keepalive)
+  --write-timeout SECS
+                      give up on a write to a client that does not read
+                      after SECS (default 10)
+  --handshake-timeout SECS
+                      time allowed for a request head (default 10)
   -h, --help          print this help";
 
 /// The IO lines: each 0 or 1.
@@ -144,9 +163,7 @@ impl Board {
             // Join, then queue the first status, under the lock that changes
             // are broadcast under: none is missed or comes before it.
             let io = self.lock();
-            let member = self.clients.join(ws.sender()?)?;
-            member.send(io.to_json());
-            member
+            self.clients.join_with(ws.sender()?, io.to_json())?
         };
         while let Some(msg) = ws.recv()? {
             let outputs = match &msg {
@@ -161,6 +178,39 @@ impl Board {
             }
         }
         Ok(())
+    }
+
+    /// The same client served by the event loop: joins and queues the first
+    /// status on connect, then returns the callback for its messages. The
+    /// membership lives in the callback, so it ends with the connection.
+    fn event_loop_client(
+        self: &Arc<Self>,
+        tx: Sender,
+    ) -> impl FnMut(MessageRef<'_>) -> Result<(), Error> + use<> {
+        let member = {
+            let io = self.lock();
+            self.clients.join_with(tx.clone(), io.to_json())
+        };
+        let board = self.clone();
+        let mut member = Some(member);
+        move |msg: MessageRef<'_>| {
+            if let Some(Err(e)) = &member {
+                let e = std::io::Error::new(e.kind(), e.to_string());
+                member = None;
+                return Err(Error::Io(e));
+            }
+            let outputs = match msg {
+                MessageRef::Text(text) => parse_lines(text),
+                MessageRef::Binary(_) => Err("expected a text message".into()),
+            };
+            match outputs {
+                Ok(outputs) => {
+                    board.update(|io| io.outputs = outputs);
+                    Ok(())
+                }
+                Err(why) => tx.send_text(&error_json(&why)),
+            }
+        }
     }
 
     /// The REST API and the page.
@@ -241,9 +291,15 @@ fn simulate_inputs(board: &Board) {
 }
 
 /// Adds the board's routes to a server, TCP or Unix.
-fn with_routes(server: Server, board: &Arc<Board>) -> Server {
+fn with_routes(server: Server, board: &Arc<Board>, options: &Options) -> Server {
     let http = board.clone();
     server
+        .config(Config {
+            keepalive: options.keepalive,
+            write_timeout: Some(options.write_timeout),
+            handshake_timeout: options.handshake_timeout,
+            ..Config::default()
+        })
         .on_http(move |req| http.serve_http(req))
         .on_error(|peer, err| {
             if !err.is_disconnect() {
@@ -256,6 +312,10 @@ struct Options {
     listen: String,
     unix: Option<String>,
     simulate_inputs: bool,
+    keepalive: Option<Keepalive>,
+    write_timeout: Duration,
+    handshake_timeout: Duration,
+    event_loop: bool,
 }
 
 /// Parses the command line; `Ok(None)` for `--help`.
@@ -264,6 +324,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         listen: "0.0.0.0:8989".into(),
         unix: None,
         simulate_inputs: false,
+        keepalive: Config::default().keepalive,
+        write_timeout: Duration::from_secs(10),
+        handshake_timeout: Config::default().handshake_timeout,
+        event_loop: false,
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -282,11 +346,31 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--listen" => options.listen = value()?,
             "--unix" => options.unix = Some(value()?),
             "--simulate-inputs" => options.simulate_inputs = true,
+            "--event-loop" => options.event_loop = true,
+            "--keepalive" => {
+                let secs: u64 = value()?
+                    .parse()
+                    .map_err(|_| format!("{flag} needs a number of seconds"))?;
+                options.keepalive = (secs > 0).then(|| Keepalive {
+                    interval: Duration::from_secs(secs),
+                    timeout: Duration::from_secs(secs),
+                });
+            }
+            "--write-timeout" => options.write_timeout = secs(&flag, &value()?)?,
+            "--handshake-timeout" => options.handshake_timeout = secs(&flag, &value()?)?,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Some(options))
+}
+
+/// A flag's value in seconds, decimals allowed.
+fn secs(flag: &str, value: &str) -> Result<Duration, String> {
+    match value.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("{flag} needs a number of seconds over 0")),
+    }
 }
 
 fn run(options: Options) -> Result<(), String> {
@@ -297,7 +381,7 @@ fn run(options: Options) -> Result<(), String> {
             let server = Server::bind_unix(path)
                 .map_err(|e| format!("cannot listen on unix socket {path}: {e}"))?;
             let client = board.clone();
-            let running = with_routes(server, &board)
+            let running = with_routes(server, &board, &options)
                 .spawn(move |ws| client.serve_client(ws))
                 .map_err(|e| e.to_string())?;
             println!("io_board: REST API on unix:{path}");
@@ -313,7 +397,13 @@ fn run(options: Options) -> Result<(), String> {
         thread::spawn(move || simulate_inputs(&board));
     }
     let client = board.clone();
-    with_routes(server, &board)
+    let server = with_routes(server, &board, &options);
+    if options.event_loop {
+        return server
+            .run_event_loop(move |_request, tx| client.event_loop_client(tx))
+            .map_err(|e| e.to_string());
+    }
+    server
         .run(move |ws| client.serve_client(ws))
         .map_err(|e| e.to_string())
 }

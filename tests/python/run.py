@@ -62,6 +62,17 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+class SocketHTTPConnection(http.client.HTTPConnection):
+    """http.client over a socket that a function connects (in another network namespace)."""
+
+    def __init__(self, host, connect):
+        super().__init__(host, timeout=TIMEOUT)
+        self.connect_socket = connect
+
+    def connect(self):
+        self.sock = self.connect_socket()
+
+
 def request(conn, method, path, body=None):
     conn.request(method, path, body=body)
     response = conn.getresponse()
@@ -144,21 +155,37 @@ def main():
     tmp = tempfile.mkdtemp(prefix="stdws-python-")
     sock = os.path.join(tmp, "bb-io.sock")
     server = Program([args.example, "--listen", "127.0.0.1:0", "--unix", sock])
-    ws_program = None
     try:
         if not server.wait_for(lambda ls: any("listening" in l for l in ls)):
             check("io_board starts", False, server.output())
             return
         addr = re.search(r"http://([^/]+)/", server.lines[-1]).group(1)
+        run_programs(addr, sock)
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_programs(addr, sock, ws_prefix=(), tcp_socket=None):
+    """Both FAQ programs against an io_board serving TCP at addr and the Unix
+    socket sock. The network fault suite runs the WebSocket program in another
+    network namespace: ws_prefix goes before its command line, and
+    tcp_socket() connects this runner's own TCP requests there."""
+    ws_program = None
+    try:
         unix = lambda: UnixHTTPConnection(sock)
-        tcp = lambda: http.client.HTTPConnection(addr, timeout=TIMEOUT)
+        tcp = lambda: (
+            SocketHTTPConnection(addr, tcp_socket)
+            if tcp_socket
+            else http.client.HTTPConnection(addr, timeout=TIMEOUT)
+        )
 
         # Outputs all on, so that the FAQ program's reset to 0 shows.
         status, _ = request(unix(), "POST", "/io/outputs", "[1,1,1,1,1,1,1,1]")
         check("POST /io/outputs over the Unix socket sets all outputs", status == 200)
 
         ws_program = Program(
-            [sys.executable, "-u", os.path.join(HERE, "bb400_websocket.py"), f"ws://{addr}"]
+            [*ws_prefix, sys.executable, "-u", os.path.join(HERE, "bb400_websocket.py"), f"ws://{addr}"]
         )
         got_two = ws_program.wait_for(lambda ls: len(printed_outputs(ls)) >= 2)
         blocks = printed_outputs(ws_program.lines)
@@ -234,8 +261,6 @@ def main():
     finally:
         if ws_program:
             ws_program.stop()
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
