@@ -142,6 +142,26 @@ structured = (
 )
 write("protocol", "structured", bytes([2]) + limits() + b"\x02\x05\x00" + structured)
 
+# -- received: split u16 LE, then a protocol input -------------------------
+# The split is how many stream bytes arrive with the handshake: for a client,
+# mod the stream's length + 1; for a server, past the request head in the
+# read that completes it.
+def received(split, seed):
+    return struct.pack("<H", split) + seed
+
+
+write("received", "none-early", received(0, proto(c(0x81, b"Hello") + c(0x88, struct.pack(">H", 1000)))))
+write("received", "all-early", received(0xFFFF, proto(c(0x81, b"Hello") + c(0x89, b"ping") + c(0x82, bytes(300)))))
+write("received", "mid-header", received(1, proto(c(0x81, b"Hello") + c(0x89, b"ping"), chunks=(2, 3))))
+write("received", "mid-payload", received(9, proto(c(0x01, b"frag1") + c(0x89, b"ping") + c(0x80, b"frag2"), chunks=(1,))))
+write("received", "client-rfc-examples", received(
+    7, proto(bytes.fromhex("810548656c6c6f010348656c80026c6f890548656c6c6f") + frame(0x88, struct.pack(">H", 1001) + b"bye"), client=True)))
+write("received", "client-large-early", received(
+    5000, proto(frame(0x82, bytes(range(256)) * 20) + frame(0x81, b"after"), client=True, lim=limits(rbs=64), chunks=(0, 17))))
+write("received", "invalid-utf8-early", received(4, proto(c(0x81, b"\xed\xa0\x80") + c(0x81, b"late"))))
+write("received", "error-after-ping", received(8, proto(c(0x89, b"p1") + c(0x89, b"p2") + frame(0x81, b"unmasked"))))
+write("received", "limit-early", received(12, proto(c(0x02, b"12345") + c(0x80, b"123456"), lim=limits(msg=10))))
+
 # -- roundtrip: flags, read buffer size, key seed, chunk list, items ---------
 def rt(items, flags=0, rbs=0, seed=1, chunks=()):
     return bytes([flags, rbs]) + struct.pack("<Q", seed) + bytes([len(chunks)]) + bytes(chunks) + items

@@ -158,13 +158,18 @@ impl Hub {
         if let Some(first) = &first {
             self.inner.enqueue(&member, first);
         }
+        // A member before its writer runs: once `first` is out, no broadcast
+        // can miss it (broadcasts queue under this lock, after `first`).
+        lock(&self.inner.members).insert(id, member.clone());
         let writer_member = member.clone();
-        thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name("stdws-hub".into())
             .stack_size(64 << 10)
-            .spawn(move || drain(&writer_member))?;
-        // Broadcasts queue under this lock: from here on they follow `first`.
-        lock(&self.inner.members).insert(id, member.clone());
+            .spawn(move || drain(&writer_member));
+        if let Err(e) = spawned {
+            lock(&self.inner.members).remove(&id);
+            return Err(e);
+        }
         Ok(Membership {
             hub: self.clone(),
             id,

@@ -374,6 +374,7 @@ mod tests {
     /// it stays unacknowledged.
     #[test]
     #[cfg(target_os = "linux")]
+    #[cfg_attr(miri, ignore = "sockets")]
     fn unacked_bytes_grow_when_the_peer_stops_reading() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();

@@ -244,3 +244,84 @@ fn invalid_text_before_the_inflated_limit_is_reported_first_however_read() {
         );
     }
 }
+
+/// Found by `received` within its first 200 executions (input
+/// `Af////8AAAAAAAAA`: a client receiver, `read_buffer_size` 0, the stream
+/// `00 00` with its first byte received with the handshake).
+/// `Protocol::with_received` sized its buffer to the bytes received or to
+/// `limits.read_buffer_size` as configured, not to the read buffer's real
+/// minimum of one frame header (`MAX_HEADER_LEN`, which `Protocol::new`
+/// applies). With a `read_buffer_size` under 14, leftovers that end inside a
+/// frame header (or inside a small frame waited for in the buffer) fill the
+/// buffer from its start, and `read_buf()` is then empty on an open
+/// protocol: nothing more can be read. A `WebSocket` reads into that empty
+/// slice, gets 0 and reports `UnexpectedEof`: a healthy peer dropped.
+#[test]
+fn bytes_received_with_the_handshake_always_leave_room_to_read() {
+    let mut stream = frame(true, OpCode::Text, None, b"Hello, world");
+    stream.extend(frame(true, OpCode::Ping, None, b"p"));
+    stream.extend(frame(true, OpCode::Binary, None, &[7; 300]));
+    for read_buffer_size in 0..=MAX_HEADER_LEN {
+        let limits = Limits {
+            read_buffer_size,
+            ..Limits::default()
+        };
+        let mut whole = Protocol::new(Role::Client, limits);
+        let mut expected = Vec::new();
+        let mut rest = &stream[..];
+        while !rest.is_empty() {
+            rest = &rest[whole.feed(rest)..];
+            while let Some(event) = whole.next_event().unwrap() {
+                expected.push(event);
+            }
+        }
+        assert_eq!(expected.len(), 3);
+        for early in 0..stream.len() {
+            let mut proto = Protocol::with_received(Role::Client, limits, &stream[..early]);
+            let mut events = Vec::new();
+            let mut rest = &stream[early..];
+            loop {
+                while let Some(event) = proto.next_event().unwrap() {
+                    events.push(event);
+                }
+                if rest.is_empty() {
+                    break;
+                }
+                let n = proto.feed(rest);
+                assert!(
+                    n > 0,
+                    "read_buffer_size {read_buffer_size}, {early} bytes early: no room to read"
+                );
+                rest = &rest[n..];
+            }
+            assert_eq!(
+                events, expected,
+                "read_buffer_size {read_buffer_size}, {early} early"
+            );
+        }
+    }
+
+    // What a peer sees: a client whose server's first frame came with the 101.
+    struct Wire(std::io::Cursor<Vec<u8>>);
+    impl std::io::Read for Wire {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl std::io::Write for Wire {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let limits = Limits {
+        read_buffer_size: 4,
+        ..Limits::default()
+    };
+    let hello = frame(true, OpCode::Text, None, b"Hello");
+    let wire = Wire(std::io::Cursor::new(hello[1..].to_vec()));
+    let mut ws = stdws::WebSocket::from_raw(wire, Role::Client, limits, &hello[..1]);
+    assert_eq!(ws.recv().unwrap(), Some(Message::Text("Hello".into())));
+}

@@ -144,25 +144,41 @@ pub fn check_inflate(data: &[u8]) {
     }
 }
 
+/// The most bytes the messages of one `check_deflate_roundtrip` input come
+/// to once repeated: twice the deflater's buffer for the window
+/// (min(64 KiB, max(4 W, 8 KiB)), see `Deflater`) plus 4 KiB, enough for
+/// two buffer slides at every window size, in one message or across
+/// several. Uncapped, a 3 KiB input could ask for 192 KiB per message, and
+/// as the time is linear in the bytes (under the fuzzer's instrumentation,
+/// about 0.5 us a byte), the target managed under 100 executions a second.
+pub fn repeat_budget(bits: WindowBits) -> usize {
+    2 * (4 * bits.size()).clamp(8 << 10, 64 << 10) + (4 << 10)
+}
+
 /// Header: level, window bits, a context-takeover bit per message (cycling),
-/// a repeat count per message; then the messages.
+/// a repeat count per message; then the messages. Repeats stop at
+/// [`repeat_budget`]: a message is repeated only as often as fits in what is
+/// left of it (at least once, so every input byte is still compressed).
 pub fn check_deflate_roundtrip(data: &[u8]) {
     let mut input = Input(data);
     let level = [Level::Fast, Level::Default, Level::Best][usize::from(input.byte() % 3)];
     let bits = window_bits(input.byte());
     let takeover_bits = input.byte();
     let repeats = input.byte();
+    let mut budget = repeat_budget(bits);
     let messages: Vec<Vec<u8>> = input
         .messages()
         .iter()
         .enumerate()
         .map(|(i, m)| {
             // Some messages repeated, for long matches and buffer slides.
-            let times = if (repeats >> (i % 8)) & 1 == 1 {
+            let asked = if (repeats >> (i % 8)) & 1 == 1 {
                 1 + usize::from(repeats % 64)
             } else {
                 1
             };
+            let times = asked.min(budget / m.len().max(1)).max(1);
+            budget = budget.saturating_sub(m.len() * times);
             m.repeat(times)
         })
         .collect();
