@@ -174,18 +174,24 @@ pub fn connect_with(url: &str, config: &ClientConfig) -> Result<WebSocket<TcpStr
         }
     };
     stream.set_nodelay(true)?;
-    let host = match (url.host.contains(':'), url.port) {
-        (true, 80) => format!("[{}]", url.host),
-        (true, port) => format!("[{}]:{port}", url.host),
-        (false, 80) => url.host.to_owned(),
-        (false, port) => format!("{}:{port}", url.host),
-    };
+    let host = host_header(url.host, url.port);
     stream.set_read_timeout(config.timeout)?;
     stream.set_write_timeout(config.timeout)?;
     let ws = handshake(stream, &host, &url.resource, config)?;
     ws.get_ref().set_read_timeout(None)?;
     ws.get_ref().set_write_timeout(None)?;
     Ok(ws)
+}
+
+/// The `Host` header for `host` and `port`: an IPv6 address in brackets,
+/// and no port when it is 80, the default for `ws://`.
+fn host_header(host: &str, port: u16) -> String {
+    match (host.contains(':'), port) {
+        (true, 80) => format!("[{host}]"),
+        (true, port) => format!("[{host}]:{port}"),
+        (false, 80) => host.to_owned(),
+        (false, port) => format!("{host}:{port}"),
+    }
 }
 
 /// Connects over a Unix socket, asking for `resource` (such as `/`). Unix only.
@@ -316,5 +322,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_host_header_brackets_ipv6_and_leaves_out_port_80() {
+        assert_eq!(host_header("example.com", 80), "example.com");
+        assert_eq!(host_header("example.com", 8080), "example.com:8080");
+        assert_eq!(host_header("::1", 80), "[::1]");
+        assert_eq!(host_header("::1", 9001), "[::1]:9001");
+    }
+
+    #[test]
+    fn an_invalid_url_error_quotes_the_url_and_says_what_is_wrong() {
+        assert_eq!(
+            parse_url("ws://h:port/").unwrap_err().to_string(),
+            "invalid WebSocket URL: bad port: \"ws://h:port/\""
+        );
     }
 }

@@ -131,3 +131,82 @@ impl From<Error> for io::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timers::Expired;
+    use std::time::Duration;
+
+    #[test]
+    fn a_peer_that_hung_up_is_a_disconnect_and_nothing_else_is() {
+        for kind in [
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+        ] {
+            assert!(Error::Io(kind.into()).is_disconnect(), "{kind:?}");
+        }
+        assert!(Error::UnexpectedEof.is_disconnect());
+        for not in [
+            Error::Io(io::ErrorKind::ConnectionRefused.into()),
+            Error::Io(io::ErrorKind::TimedOut.into()),
+            Error::Closed,
+            Error::TimedOut(Expired::ReadTimeout(Duration::from_secs(1))),
+            Error::Protocol(ProtocolError::UnmaskedFrame),
+            Error::Handshake(HandshakeError::BadKey),
+        ] {
+            assert!(!not.is_disconnect(), "{not:?}");
+        }
+    }
+
+    #[test]
+    fn converted_to_io_errors_they_keep_their_message_and_get_the_matching_kind() {
+        let timed_out = Error::TimedOut(Expired::NoPong(Duration::from_secs(30)));
+        let cases = [
+            (Error::UnexpectedEof, io::ErrorKind::UnexpectedEof),
+            (Error::Closed, io::ErrorKind::BrokenPipe),
+            (timed_out, io::ErrorKind::TimedOut),
+            (
+                Error::Protocol(ProtocolError::UnmaskedFrame),
+                io::ErrorKind::InvalidData,
+            ),
+            (
+                Error::Handshake(HandshakeError::MissingHost),
+                io::ErrorKind::InvalidData,
+            ),
+            (
+                Error::InvalidInput("close reason over 123 bytes"),
+                io::ErrorKind::InvalidData,
+            ),
+        ];
+        for (error, kind) in cases {
+            let message = error.to_string();
+            let converted = io::Error::from(error);
+            assert_eq!(converted.kind(), kind, "{message}");
+            assert_eq!(converted.to_string(), message);
+        }
+        // An I/O error comes back as it was, not wrapped again.
+        let reset = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
+        let back = io::Error::from(Error::from(reset));
+        assert_eq!(back.kind(), io::ErrorKind::ConnectionReset);
+        assert_eq!(back.to_string(), "reset by peer");
+    }
+
+    #[test]
+    fn a_sans_io_protocol_error_converts_with_the_question_mark() {
+        use crate::protocol::{Protocol, Role};
+        fn poll(proto: &mut Protocol) -> Result<bool, Error> {
+            Ok(proto.poll()?.is_some())
+        }
+        let mut proto = Protocol::new(Role::Server, crate::Limits::default());
+        proto.feed(&[0x81, 0x00]); // unmasked, from a client
+        let e = poll(&mut proto).unwrap_err();
+        assert!(
+            matches!(e, Error::Protocol(ProtocolError::UnmaskedFrame)),
+            "{e:?}"
+        );
+        assert_eq!(e.close_code(), Some(CloseCode::PROTOCOL_ERROR));
+    }
+}

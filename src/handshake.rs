@@ -748,6 +748,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
+        // The body says what was sent and what would do.
+        assert!(
+            text.ends_with(
+                "\r\n\r\nunsupported Sec-WebSocket-Version \"12\" (only 13 is supported) (HTTP 426)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -762,6 +769,8 @@ mod tests {
             "GET / HTTP/1.1\nHost: a\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\x01b\r\n\r\n",
             "G(T / HTTP/1.1\r\n\r\n",
+            "GET  HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
         ] {
             let err = Request::parse(text.as_bytes(), 64).unwrap_err();
             assert_eq!(err.status(), 400, "{text:?}: {err}");
@@ -819,5 +828,108 @@ mod tests {
             HandshakeError::MissingHost.to_string(),
             "missing Host header (HTTP 400)"
         );
+    }
+
+    #[test]
+    fn a_request_keeps_its_target_and_headers_as_sent() {
+        let req = request(SAMPLE);
+        assert_eq!(req.target(), "/chat?room=1");
+        let names: Vec<&str> = req.headers().iter().map(|(name, _)| name).collect();
+        assert_eq!(
+            names,
+            [
+                "Host",
+                "Upgrade",
+                "Connection",
+                "Sec-WebSocket-Key",
+                "Origin",
+                "Sec-WebSocket-Protocol",
+                "Sec-WebSocket-Version"
+            ]
+        );
+        let (_, protocol) = req.headers().iter().nth(5).unwrap();
+        assert_eq!(protocol, "chat, superchat");
+        assert_eq!(req.protocols().collect::<Vec<_>>(), ["chat", "superchat"]);
+    }
+
+    #[test]
+    fn content_length_must_be_one_plain_number() {
+        let with = |headers: &str| {
+            request(&format!("POST /x HTTP/1.1\r\nHost: a\r\n{headers}\r\n")).content_length()
+        };
+        assert_eq!(with(""), Ok(0));
+        assert_eq!(with("Content-Length: 42\r\n"), Ok(42));
+        for bad in [
+            "Content-Length: 4x\r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length:\r\n",
+            "Content-Length: 5\r\nContent-Length: 5\r\n",
+        ] {
+            assert_eq!(
+                with(bad),
+                Err(HandshakeError::Malformed("invalid Content-Length")),
+                "{bad:?}"
+            );
+        }
+        let huge = with("Content-Length: 99999999999999999999999\r\n").unwrap_err();
+        assert_eq!(
+            (huge.status(), huge.to_string().contains("too large")),
+            (400, true)
+        );
+        let chunked = with("Transfer-Encoding: chunked\r\n").unwrap_err();
+        assert_eq!(chunked, HandshakeError::LengthRequired);
+        assert_eq!(chunked.status(), 411);
+    }
+
+    #[test]
+    fn parses_a_response_head_and_refuses_a_broken_status_line() {
+        let head = ResponseHead::parse(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+            8,
+        )
+        .unwrap();
+        assert_eq!(head.status, 101);
+        assert_eq!(head.headers.get("upgrade"), Some("websocket"));
+        // The reason phrase is optional.
+        assert_eq!(
+            ResponseHead::parse(b"HTTP/1.1 403\r\n\r\n", 8)
+                .unwrap()
+                .status,
+            403
+        );
+        for (bad, why) in [
+            (
+                &b"HTTP/1.1\r\n\r\n"[..],
+                "status line is not VERSION STATUS REASON",
+            ),
+            (b"HTTP/1.1 1O1 Switching\r\n\r\n", "invalid status code"),
+            (b"HTTP/1.1 1010 Switching\r\n\r\n", "invalid status code"),
+            (b"HTTPS/1.1 101 Switching\r\n\r\n", "invalid HTTP version"),
+        ] {
+            let text = String::from_utf8_lossy(bad);
+            let parsed = ResponseHead::parse(bad, 8);
+            assert_eq!(parsed, Err(HandshakeError::Malformed(why)), "{text}");
+        }
+    }
+
+    #[test]
+    fn responses_carry_the_standard_reason_phrase() {
+        for (status, phrase) in [
+            (101, "Switching Protocols"),
+            (201, "Created"),
+            (204, "No Content"),
+            (401, "Unauthorized"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (501, "Not Implemented"),
+            (299, "Unknown"),
+        ] {
+            let response = Response::status(status);
+            assert_eq!(response.status_code(), status);
+            assert_eq!(response.body(), format!("{phrase}\n").as_bytes());
+            let text = String::from_utf8(response.to_bytes()).unwrap();
+            let start = format!("HTTP/1.1 {status} {phrase}\r\n");
+            assert!(text.starts_with(&start), "{text}");
+        }
     }
 }

@@ -197,3 +197,48 @@ impl CloseFrame {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_reports_its_kind_payload_and_length() {
+        let text = Message::from("héllo");
+        assert_eq!(text.as_text(), Some("héllo"));
+        assert_eq!(text.as_bytes(), "héllo".as_bytes());
+        assert_eq!((text.len(), text.is_empty()), (6, false));
+        let binary = Message::from(&[0u8, 159, 146, 150][..]);
+        assert_eq!(binary, Message::Binary(vec![0, 159, 146, 150]));
+        assert_eq!(
+            binary.as_text(),
+            None,
+            "binary is never text, valid UTF-8 or not"
+        );
+        assert!(Message::from(Vec::new()).is_empty());
+        assert!(Message::from(String::new()).is_empty());
+    }
+
+    #[test]
+    fn a_borrowed_message_matches_the_owned_one_and_copies_back_to_it() {
+        for owned in [Message::from("text"), Message::from(vec![1, 2, 3])] {
+            let borrowed = owned.as_ref();
+            assert_eq!(borrowed.as_bytes(), owned.as_bytes());
+            assert_eq!(borrowed.as_text(), owned.as_text());
+            assert_eq!((borrowed.len(), borrowed.is_empty()), (owned.len(), false));
+            assert_eq!(borrowed.to_message(), owned);
+        }
+        assert_eq!(MessageRef::from("a"), MessageRef::Text("a"));
+        assert_eq!(MessageRef::from(&b"a"[..]), MessageRef::Binary(b"a"));
+        assert_eq!(MessageRef::from(&b"a"[..]).as_text(), None);
+        assert!(MessageRef::from("").is_empty());
+    }
+
+    #[test]
+    fn a_close_frame_made_from_a_code_has_no_reason() {
+        let frame = CloseFrame::new(CloseCode::GOING_AWAY);
+        assert_eq!(frame.code, CloseCode(1001));
+        assert_eq!(frame.reason, "");
+        assert_eq!(frame.code.to_string(), "1001");
+    }
+}

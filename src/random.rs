@@ -137,4 +137,15 @@ mod tests {
         // Every byte value shows up (256 expected of each).
         assert!(counts.iter().all(|&c| c > 128), "{counts:?}");
     }
+
+    #[test]
+    fn default_sources_are_independent() {
+        let (mut a, mut b) = (OsRandom::default(), OsRandom::default());
+        let draw = |r: &mut OsRandom| {
+            let mut bytes = [0u8; 16];
+            r.fill(&mut bytes).unwrap();
+            bytes
+        };
+        assert_ne!(draw(&mut a), draw(&mut b));
+    }
 }

@@ -172,4 +172,10 @@ mod tests {
         v.feed(b"\xac").unwrap();
         assert_eq!(v.finish(), Ok(()));
     }
+
+    #[test]
+    fn the_error_says_how_much_of_the_text_was_valid() {
+        let e = feed_split(b"abc\xff", &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid UTF-8 after 3 valid bytes");
+    }
 }

@@ -230,13 +230,12 @@ impl Deflater {
             }
         }
         if self.pending {
+            // The last run went to the end of the input, where a pending
+            // match is always taken: a match needs three bytes, so the loop
+            // goes on past its start. Only a literal can still wait.
+            debug_assert!(self.pending_len < MIN_MATCH);
             self.pending = false;
-            if self.pending_len >= MIN_MATCH {
-                self.emit_match(self.pending_len, self.pending_dist);
-                self.cur += self.pending_len - 1;
-            } else {
-                self.emit_literal(self.buf[self.cur - 1]);
-            }
+            self.emit_literal(self.buf[self.cur - 1]);
         }
         self.flush_block(&mut w);
         write_stored(&mut w, &[]);

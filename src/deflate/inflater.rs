@@ -1385,4 +1385,35 @@ Inflate: stored, fixed-Huffman and dynamic-Huffman blocks; a sliding window of u
             "inflated message exceeds 10 bytes"
         );
     }
+
+    #[test]
+    fn an_output_buffer_that_lost_a_finished_messages_bytes_is_caught_and_the_failure_sticks() {
+        // One final stored block: the message is done before finish_message.
+        let mut data = vec![0x01, 0x05, 0x00, 0xfa, 0xff];
+        data.extend_from_slice(b"hello");
+        let mut inflater = Inflater::new(WindowBits::MAX);
+        let mut out = Vec::new();
+        inflater.inflate(&data, &mut out, LIMIT).unwrap();
+        assert_eq!(out, b"hello");
+        out.clear(); // a caller bug: the history the window keeps is gone
+        let e = inflater.finish_message(&mut out, LIMIT).unwrap_err();
+        assert_eq!(e, InflateError::OutputMismatch);
+        assert_eq!(
+            e.to_string(),
+            "output buffer lost bytes of the message being inflated"
+        );
+        // Every later call fails the same way, until a reset.
+        assert_eq!(
+            inflater.finish_message(&mut out, LIMIT),
+            Err(InflateError::OutputMismatch)
+        );
+        assert_eq!(
+            inflater.inflate(&data, &mut out, LIMIT),
+            Err(InflateError::OutputMismatch)
+        );
+        inflater.reset();
+        inflater.inflate(&data, &mut out, LIMIT).unwrap();
+        inflater.finish_message(&mut out, LIMIT).unwrap();
+        assert_eq!(out, b"hello");
+    }
 }

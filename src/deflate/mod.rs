@@ -105,3 +105,18 @@ impl Default for WindowBits {
         WindowBits::MAX
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_bits_are_8_to_15_and_default_to_the_largest() {
+        assert_eq!(WindowBits::new(7), None);
+        assert_eq!(WindowBits::new(16), None);
+        assert_eq!(WindowBits::new(8), Some(WindowBits::MIN));
+        assert_eq!(WindowBits::new(15), Some(WindowBits::MAX));
+        assert_eq!(WindowBits::default(), WindowBits::MAX);
+        assert_eq!(WindowBits::default().size(), 32 << 10);
+    }
+}

@@ -277,6 +277,7 @@ mod tests {
             ";a",
             "a;; b",
             "\"a\"",
+            "a; b=\"1\\",
         ] {
             assert!(
                 matches!(parse([bad]), Err(ExtensionError::Malformed(_))),
@@ -293,6 +294,41 @@ mod tests {
         assert_eq!(
             parsed[0].to_string(),
             "permessage-deflate; server_no_context_takeover; client_max_window_bits=9"
+        );
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong_with_the_header() {
+        use permessage_deflate::{accept_response, DeflateConfig};
+        let says = |e: ExtensionError, facts: &[&str]| {
+            let text = e.to_string();
+            for fact in facts {
+                assert!(text.contains(fact), "{text:?} lacks {fact:?}");
+            }
+        };
+        says(
+            parse(["a; b=\"1\\"]).unwrap_err(),
+            &[
+                "malformed Sec-WebSocket-Extensions",
+                "unterminated quoted string",
+            ],
+        );
+        let config = DeflateConfig::default();
+        says(
+            accept_response(["x-webkit-deflate-frame"], &config).unwrap_err(),
+            &["\"x-webkit-deflate-frame\"", "not offered"],
+        );
+        says(
+            accept_response(["permessage-deflate; server_max_window_bits=7"], &config).unwrap_err(),
+            &["\"server_max_window_bits\""],
+        );
+        let limited = DeflateConfig {
+            max_peer_window_bits: crate::deflate::WindowBits::new(10).unwrap(),
+            ..DeflateConfig::default()
+        };
+        says(
+            accept_response(["permessage-deflate"], &limited).unwrap_err(),
+            &["answer lacks", "server_max_window_bits"],
         );
     }
 }
