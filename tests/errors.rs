@@ -3,9 +3,12 @@
 //! checked for the facts a user needs, and `close_code`, `http_status`,
 //! `is_disconnect` and `source` checked to agree with what went on the wire.
 
+mod common;
+
+use common::{frame, server_and_raw_client, tcp_pair, TIMEOUT};
 use std::error::Error as _;
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::thread;
 use std::time::Duration;
 use stdws::client::{self, ConnectError};
@@ -13,39 +16,6 @@ use stdws::handshake::HandshakeError;
 use stdws::protocol::{ProtocolError, Role};
 use stdws::timers::Expired;
 use stdws::{CloseCode, Error, Keepalive, Limits, Response, Server, WebSocket};
-
-/// How long any read here waits before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Both ends of a loopback TCP connection.
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (far, _) = listener.accept().unwrap();
-    for s in [&near, &far] {
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    }
-    (near, far)
-}
-
-/// A server-side WebSocket (handshake skipped) and the raw client end.
-fn server_and_raw_client() -> (WebSocket<TcpStream>, TcpStream) {
-    let (server, client) = tcp_pair();
-    (
-        WebSocket::from_raw(server, Role::Server, Limits::default(), &[]),
-        client,
-    )
-}
-
-/// A frame as a client sends it, masked with a fixed key.
-fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
-    const KEY: [u8; 4] = [1, 2, 3, 4];
-    assert!(payload.len() < 126);
-    let mut out = vec![b0, 0x80 | payload.len() as u8];
-    out.extend_from_slice(&KEY);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
-    out
-}
 
 /// Reads one short frame (masked or not): its first byte and its payload.
 fn read_frame(s: &mut impl Read) -> (u8, Vec<u8>) {
@@ -171,7 +141,7 @@ fn sending_after_the_close_went_out_is_refused_as_closed() {
     assert_eq!((b0, close_of(&payload)), (0x88, (1000, "bye".into())));
     assert!(!ws.is_closed(), "still open for receiving the reply");
     client
-        .write_all(&masked(0x88, &1000u16.to_be_bytes()))
+        .write_all(&frame(0x88, &1000u16.to_be_bytes()))
         .unwrap();
     assert_eq!(ws.recv().unwrap(), None);
     assert!(ws.is_closed());

@@ -3,8 +3,10 @@
 //! interface, and the linger after a close not held open by a client that
 //! keeps sending.
 
+mod common;
+
+use common::upgraded;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -59,28 +61,6 @@ fn a_server_bound_to_every_ipv6_interface_wakes_its_accept_loop_to_shut_down() {
     let running = server.config(quick_shutdown()).spawn(echo).unwrap();
     let left = returns_in_time("shutdown", move || running.shutdown());
     assert_eq!(left, 0);
-}
-
-/// A raw client that completed the upgrade.
-fn upgraded(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    s.write_all(
-        format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "the server hung up");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
-    s
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{raw_exchange, status_of, threads_named, upgrade_request};
+use common::{raw_exchange, status_of, threads_named, upgrade_request, upgraded};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -463,22 +463,6 @@ fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
     (head[0] & 0x0f, payload)
 }
 
-/// A raw upgraded connection that answers nothing.
-fn raw_upgraded(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(5 * SECOND)).unwrap();
-    s.write_all(upgrade_request(&addr.to_string(), "").as_bytes())
-        .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
-}
-
 #[test]
 fn keepalive_pings_a_silent_client_and_closes_when_no_pong_comes() {
     let (server, addr) = spawn(
@@ -491,7 +475,7 @@ fn keepalive_pings_a_silent_client_and_closes_when_no_pong_comes() {
         }),
         echo,
     );
-    let mut s = raw_upgraded(addr);
+    let mut s = upgraded(addr);
     let start = Instant::now();
     assert_eq!(read_frame(&mut s), (0x9, vec![]), "a ping");
     let (opcode, payload) = read_frame(&mut s);
@@ -542,7 +526,7 @@ fn write_timeout_frees_a_handler_whose_client_never_reads() {
             }
         },
     );
-    let stalled = raw_upgraded(addr);
+    let stalled = upgraded(addr);
     assert!(threads_named("t-noread") == 1);
     assert_threads_end("t-noread");
     drop(stalled);
@@ -660,7 +644,7 @@ fn hub_closes_a_member_that_cannot_keep_up_and_others_keep_receiving() {
     let (server, addr) = hub_server("t-slowhub", hub.clone());
     let mut fast = client::connect(&ws_url(addr, "/")).unwrap();
     assert_eq!(fast.recv().unwrap(), Some(Message::Text("joined".into())));
-    let slow = raw_upgraded(addr); // never reads again
+    let slow = upgraded(addr); // never reads again
     let deadline = Instant::now() + 5 * SECOND;
     while hub.len() < 2 {
         assert!(Instant::now() < deadline);
@@ -732,7 +716,7 @@ fn shutdown_forces_clients_that_ignore_the_close_after_the_deadline() {
         }),
         echo,
     );
-    let mut ignorer = raw_upgraded(addr);
+    let mut ignorer = upgraded(addr);
     let deadline = Instant::now() + 5 * SECOND;
     while server.handle().connections() < 1 {
         assert!(Instant::now() < deadline);
@@ -855,14 +839,14 @@ fn survives_disconnects_garbage_slowloris_floods_and_stalled_readers() {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: 127").unwrap();
     drop(s);
-    let mut s = raw_upgraded(addr);
+    let mut s = upgraded(addr);
     s.write_all(&[0x82, 0xfe, 0x10, 0x00, 1, 2, 3, 4, 9, 9, 9])
         .unwrap();
     drop(s);
     // Garbage instead of HTTP, and garbage after the upgrade.
     let garbage = raw_exchange(addr, &[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01]);
     assert_eq!(status_of(&garbage), 400);
-    let mut s = raw_upgraded(addr);
+    let mut s = upgraded(addr);
     s.write_all(&[0xff; 64]).unwrap();
     let (opcode, _) = read_frame(&mut s);
     assert_eq!(opcode, 0x8);
@@ -870,7 +854,7 @@ fn survives_disconnects_garbage_slowloris_floods_and_stalled_readers() {
     // Clients that never read while the server writes to them.
     let stalled: Vec<_> = (0..3)
         .map(|_| {
-            let mut s = raw_upgraded(addr);
+            let mut s = upgraded(addr);
             s.set_write_timeout(Some(SECOND)).unwrap();
             let mut frame = vec![0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0];
             // Masked with key 0: the payload stays zeros. The server echoes and blocks.

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{header, upgrade_request, xor, MASK, OP_BINARY};
+use common::{header, upgraded, xor, MASK, OP_BINARY};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
@@ -75,22 +75,6 @@ fn echo_server(
     .unwrap();
     let addr = tcp_addr(&running);
     (running, addr, errors)
-}
-
-/// A raw client, upgraded, with the response head read.
-fn upgraded(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(10 * SECOND)).unwrap();
-    s.write_all(upgrade_request(&addr.to_string(), "").as_bytes())
-        .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
-    s
 }
 
 /// Everything until the end of the stream (a reset counts as its end).

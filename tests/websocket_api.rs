@@ -2,46 +2,16 @@
 //! call puts on the wire, when fed frames go out, what happens to frames
 //! that arrive after our close, and streams other than `TcpStream`.
 
+mod common;
+
+use common::{frame, server_and_raw_client, tcp_pair, TIMEOUT};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
 use stdws::protocol::Role;
 use stdws::{CloseCode, DuplexStream, Error, Limits, Message, WebSocket};
-
-/// How long any read here waits before the test fails.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Both ends of a loopback TCP connection.
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (far, _) = listener.accept().unwrap();
-    for s in [&near, &far] {
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-    }
-    (near, far)
-}
-
-/// A server-side WebSocket (handshake skipped) and the raw client end.
-fn server_and_raw_client() -> (WebSocket<TcpStream>, TcpStream) {
-    let (server, client) = tcp_pair();
-    (
-        WebSocket::from_raw(server, Role::Server, Limits::default(), &[]),
-        client,
-    )
-}
-
-/// A frame as a client sends it, masked with a fixed key.
-fn masked(b0: u8, payload: &[u8]) -> Vec<u8> {
-    const KEY: [u8; 4] = [9, 8, 7, 6];
-    assert!(payload.len() < 126);
-    let mut out = vec![b0, 0x80 | payload.len() as u8];
-    out.extend_from_slice(&KEY);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
-    out
-}
 
 /// Reads one unmasked frame: its first byte and its payload.
 fn read_frame(s: &mut impl Read) -> (u8, Vec<u8>) {
@@ -120,8 +90,8 @@ fn ping_sends_its_payload_and_the_answering_pong_is_not_a_message() {
     let (mut ws, mut client) = server_and_raw_client();
     ws.ping(b"are you there").unwrap();
     assert_eq!(read_frame(&mut client), (0x89, b"are you there".to_vec()));
-    client.write_all(&masked(0x8a, b"are you there")).unwrap();
-    client.write_all(&masked(0x81, b"yes")).unwrap();
+    client.write_all(&frame(0x8a, b"are you there")).unwrap();
+    client.write_all(&frame(0x81, b"yes")).unwrap();
     assert_eq!(ws.recv().unwrap(), Some(Message::from("yes")));
 }
 
@@ -149,10 +119,10 @@ fn frames_that_arrive_after_our_close_are_read_but_not_answered_or_delivered() {
     let (mut ws, mut client) = server_and_raw_client();
     ws.close(CloseCode::NORMAL, "done").unwrap();
     // The client had these in flight before it saw our close.
-    client.write_all(&masked(0x81, b"late text")).unwrap();
-    client.write_all(&masked(0x89, b"late ping")).unwrap();
+    client.write_all(&frame(0x81, b"late text")).unwrap();
+    client.write_all(&frame(0x89, b"late ping")).unwrap();
     client
-        .write_all(&masked(0x88, &1000u16.to_be_bytes()))
+        .write_all(&frame(0x88, &1000u16.to_be_bytes()))
         .unwrap();
     assert_eq!(ws.recv().unwrap(), None, "the text is not delivered");
     drop(ws);

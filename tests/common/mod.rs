@@ -35,6 +35,48 @@ pub const FIN: u8 = 0x80;
 // Server
 // ---------------------------------------------------------------------------
 
+/// A raw client that completed the upgrade, reading with [`TIMEOUT`].
+pub fn upgraded(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    s.write_all(upgrade_request(&addr.to_string(), "").as_bytes())
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b)
+            .expect("the server hung up before its 101");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    s
+}
+
+/// Both ends of a loopback TCP connection, each reading with [`TIMEOUT`].
+pub fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (far, _) = listener.accept().unwrap();
+    for s in [&near, &far] {
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    }
+    (near, far)
+}
+
+/// A server-side WebSocket (handshake skipped) and the raw client end.
+pub fn server_and_raw_client() -> (WebSocket<TcpStream>, TcpStream) {
+    let (server, client) = tcp_pair();
+    (
+        WebSocket::from_raw(
+            server,
+            stdws::protocol::Role::Server,
+            Limits::default(),
+            &[],
+        ),
+        client,
+    )
+}
+
 /// Starts an echo server with default limits; returns its address.
 pub fn start_server() -> SocketAddr {
     start_server_with_limits(Limits::default())
