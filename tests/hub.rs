@@ -1,26 +1,12 @@
 //! `Hub` broadcasts over real sockets: delivery in order, and a member over
 //! its queue limit closed with 1008 while its writer is between frames.
 
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
-use stdws::hub::Hub;
-use stdws::protocol::Role;
-use stdws::{Limits, WebSocket};
+mod common;
 
-/// A server-side WebSocket (handshake skipped) and the raw client end.
-fn server_and_raw_client() -> (WebSocket<TcpStream>, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    (
-        WebSocket::from_raw(server, Role::Server, Limits::default(), &[]),
-        client,
-    )
-}
+use common::server_and_raw_client;
+use std::io::Read;
+use std::net::TcpStream;
+use stdws::hub::Hub;
 
 /// Reads one short unmasked frame: its first byte and its payload.
 fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {

@@ -9,29 +9,15 @@
 //! In between, a client already holding `first` (the io_board page's
 //! state, say) could be missed by a broadcast, and never see that change.
 
+mod common;
+
+use common::server_and_raw_client;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
 use stdws::hub::Hub;
-use stdws::protocol::Role;
-use stdws::{Limits, WebSocket};
-
-/// A server-side WebSocket (handshake skipped) and the raw client end.
-fn server_and_raw_client() -> (WebSocket<TcpStream>, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    (
-        WebSocket::from_raw(server, Role::Server, Limits::default(), &[]),
-        client,
-    )
-}
 
 /// Reads one short unmasked text frame's payload.
 fn read_text(s: &mut TcpStream) -> Vec<u8> {
