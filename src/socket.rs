@@ -156,7 +156,10 @@ impl<T: DuplexStream> Sink for T {
 /// takes a trickle cannot hold a writer for ever.
 struct Deadline<'a> {
     sink: &'a mut dyn Sink,
-    shared: &'a Shared,
+    /// The stream's write timeout: the bound on the whole frame.
+    limit: Duration,
+    /// Counts the bytes written (see [`Shared::written`]).
+    written: &'a AtomicU64,
     /// When the frame's time began: at the first write of a large frame,
     /// at the first partial write of a small one (see [`Deadline::call`]).
     start: Option<Instant>,
@@ -168,10 +171,11 @@ struct Deadline<'a> {
 const TIMED_FRAME: usize = 64 << 10;
 
 impl<'a> Deadline<'a> {
-    fn new(sink: &'a mut dyn Sink, shared: &'a Shared) -> Self {
+    fn new(sink: &'a mut dyn Sink, limit: Duration, written: &'a AtomicU64) -> Self {
         Deadline {
             sink,
-            shared,
+            limit,
+            written,
             start: None,
             calls: 0,
         }
@@ -191,14 +195,14 @@ impl<'a> Deadline<'a> {
         match write(self.sink) {
             Ok(n) => {
                 // Only the lock holder counts, so a load and a store suffice.
-                let written = &self.shared.written;
+                let written = self.written;
                 written.store(
                     written.load(Ordering::Relaxed) + n as u64,
                     Ordering::Relaxed,
                 );
                 Ok(n)
             }
-            Err(e) if is_timeout(&e) => Err(self.shared.write_timeout.map_or(e, write_timed_out)),
+            Err(e) if is_timeout(&e) => Err(write_timed_out(self.limit)),
             Err(e) => Err(e),
         }
     }
@@ -211,9 +215,7 @@ impl<'a> Deadline<'a> {
     /// timeout.
     #[cold]
     fn start_or_shorten(&mut self) -> io::Result<()> {
-        let Some(limit) = self.shared.write_timeout else {
-            return Ok(());
-        };
+        let limit = self.limit;
         let Some(start) = self.start else {
             self.start = Some(Instant::now());
             return Ok(());
@@ -241,9 +243,9 @@ impl Write for Deadline<'_> {
 
 impl Drop for Deadline<'_> {
     fn drop(&mut self) {
-        if self.calls > 1 && self.shared.write_timeout.is_some() {
+        if self.calls > 1 {
             // Back to the full timeout for the next frame.
-            let _ = self.sink.set_timeout(self.shared.write_timeout);
+            let _ = self.sink.set_timeout(Some(self.limit));
         }
     }
 }
@@ -325,7 +327,7 @@ impl Shared {
         }
         let SharedOut { sink, out } = &mut *guard;
         let result = match self.write_timeout {
-            Some(_) => self.timed(|w| out.frame(w, opcode, payload, flush), sink),
+            Some(limit) => self.timed(limit, |w| out.frame(w, opcode, payload, flush), sink),
             None => out.frame(sink, opcode, payload, flush),
         };
         self.after_write(out, result)
@@ -338,7 +340,7 @@ impl Shared {
         let mut guard = self.lock();
         let SharedOut { sink, out } = &mut *guard;
         let result = match self.write_timeout {
-            Some(_) => self.timed(|w| out.flush(w), sink),
+            Some(limit) => self.timed(limit, |w| out.flush(w), sink),
             None => out.flush(sink),
         };
         self.after_write(out, result)
@@ -349,11 +351,12 @@ impl Shared {
     #[inline]
     fn timed(
         &self,
+        limit: Duration,
         write: impl FnOnce(&mut Deadline<'_>) -> Result<(), Error>,
         sink: &mut Box<dyn Sink>,
     ) -> Result<(), Error> {
         self.count_write(); // odd: under way
-        let result = write(&mut Deadline::new(&mut **sink, self));
+        let result = write(&mut Deadline::new(&mut **sink, limit, &self.written));
         self.count_write(); // even again: done
         result
     }
