@@ -14,7 +14,7 @@
 //! also the server the conformance suite and the benchmarks run against, so
 //! it accepts up to 50,000 clients.
 use std::time::Duration;
-use stdws::extensions::permessage_deflate::DeflateConfig;
+use stdws::proto::extensions::permessage_deflate::DeflateConfig;
 use stdws::{Config, Keepalive, MessageRef, Response, Server};
 
 const PAGE: &str = include_str!("pages/echo.html");

@@ -1,14 +1,15 @@
 //! The crate's error type: what went wrong and what the peer was told.
 
-use crate::client::ConnectError;
-use crate::handshake::HandshakeError;
-use crate::protocol::ProtocolError;
-use crate::timers::Expired;
-use crate::CloseCode;
+use crate::http::ConnectError;
+use crate::http::HandshakeError;
+use crate::message::CloseCode;
+use crate::proto::Expired;
+use crate::proto::{ProtocolError, SendError};
 use std::{fmt, io};
 
 /// Everything that can go wrong on a WebSocket.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// The stream failed: reset, timed out, or closed mid-handshake.
     Io(io::Error),
@@ -113,6 +114,15 @@ impl From<ConnectError> for Error {
     }
 }
 
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::InvalidInput(what) => Error::InvalidInput(what),
+            _ => Error::Closed,
+        }
+    }
+}
+
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
         Error::Protocol(e)
@@ -135,7 +145,7 @@ impl From<Error> for io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timers::Expired;
+    use crate::proto::Expired;
     use std::time::Duration;
 
     #[test]
@@ -196,7 +206,8 @@ mod tests {
 
     #[test]
     fn a_sans_io_protocol_error_converts_with_the_question_mark() {
-        use crate::protocol::{Protocol, Role};
+        use crate::frame::Role;
+        use crate::proto::inbound::Protocol;
         fn poll(proto: &mut Protocol) -> Result<bool, Error> {
             Ok(proto.poll()?.is_some())
         }

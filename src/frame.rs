@@ -5,7 +5,7 @@
 //! 64-bit length with its top bit set. What depends on the connection (masking
 //! direction, RSV bits an extension allows, sizes) is the protocol's business.
 
-use crate::Status;
+use crate::status::Status;
 use std::fmt;
 
 /// The longest header: 2 bytes, 8 bytes of extended length, 4 bytes of mask.
@@ -13,6 +13,15 @@ pub const MAX_HEADER_LEN: usize = 14;
 
 /// The largest payload a control frame may carry.
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// Which end of the connection this is; it decides which way masking goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Receives masked frames, sends unmasked ones.
+    Server,
+    /// Receives unmasked frames, sends masked ones.
+    Client,
+}
 
 /// A frame's opcode; reserved values are rejected by [`parse`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +89,7 @@ pub struct FrameHeader {
 
 /// Why a frame header is invalid; every case fails the connection with 1002.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// Opcodes 3-7 and 11-15 are reserved.
     ReservedOpcode(u8),

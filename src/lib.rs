@@ -27,61 +27,107 @@
 //!
 //! ## Layers
 //!
-//! Bytes flow up; each layer calls only the ones below it.
+//! Bytes flow up; each layer calls only the ones below it (ARCHITECTURE.md
+//! has the picture, and where each rule of RFC 6455 lives).
 //!
-//! | module | what it does |
-//! | --- | --- |
-//! | [`server`], [`hub`], [`stream`] | accept loop (TCP and Unix), a thread per client or an epoll event loop (Linux), limits, timeouts, shutdown, HTTP fallback, broadcast |
-//! | [`socket`], [`client`] | [`WebSocket`]: blocking `recv`/`send` over any stream; [`Sender`]; the client handshake |
-//! | [`protocol`], [`timers`] | sans-IO state machines: bytes in, messages, pings, pongs, closes out; deadlines with time passed in |
-//! | [`handshake`] | HTTP/1.1 request heads, the upgrade rules, responses |
-//! | [`frame`], [`mask`], [`utf8`] | pure functions over byte slices |
+//! | layer | modules | what it does |
+//! | --- | --- | --- |
+//! | server | [`Server`], [`Config`], [`hub`] | accept loop (TCP and Unix), a thread per client or an epoll event loop (Linux), limits, timeouts, shutdown, HTTP fallback, broadcast |
+//! | blocking | [`WebSocket`], [`Sender`], [`client`] | blocking `recv`/`send` over any stream; the client handshake |
+//! | sans-IO | [`proto`], [`http`] | [`Connection`]: both directions of a WebSocket as a state machine, deadlines with the time passed in; HTTP heads and the upgrade |
+//! | pure | [`frame`], [`mask`], [`utf8`], [`deflate`] | functions and a codec over byte slices |
+//!
+//! ## Two connections talking in memory
+//!
+//! [`Connection`] has no IO: bytes in, events out; sends in, bytes out. A
+//! mio or tokio loop, or a device without an OS, drives it the same way the
+//! crate's own drivers do.
+//!
+//! ```
+//! use stdws::proto::{Connection, Event, MaskKeys};
+//! use stdws::{CloseCode, Limits, Message};
+//!
+//! struct Keys(u32); // a client's masking keys; real ones must be unpredictable
+//! impl MaskKeys for Keys {
+//!     fn mask_key(&mut self) -> [u8; 4] {
+//!         self.0 = self.0.wrapping_mul(2_654_435_761).wrapping_add(1);
+//!         self.0.to_be_bytes()
+//!     }
+//! }
+//!
+//! /// Moves what `from` has to send into `to`.
+//! fn wire(from: &mut Connection, to: &mut Connection) {
+//!     let mut slices = [&[][..]; 8];
+//!     let n = from.output(&mut slices);
+//!     let bytes = slices[..n].concat();
+//!     from.advance_output(bytes.len());
+//!     let mut rest = &bytes[..];
+//!     while !rest.is_empty() {
+//!         let took = to.receive(rest);
+//!         rest = &rest[took..];
+//!     }
+//! }
+//!
+//! let mut client = Connection::client(Limits::default(), Box::new(Keys(1)));
+//! let mut server = Connection::server(Limits::default());
+//! client.send_text("hello")?;
+//! client.ping(b"?")?;
+//! wire(&mut client, &mut server);
+//! assert_eq!(server.next_event()?, Some(Event::Message(Message::from("hello"))));
+//! assert!(matches!(server.next_event()?, Some(Event::Ping(p)) if &*p == b"?"));
+//! wire(&mut server, &mut client); // the pong, queued by the server itself
+//! assert!(matches!(client.next_event()?, Some(Event::Pong(p)) if &*p == b"?"));
+//!
+//! server.close(CloseCode::NORMAL, "bye")?;
+//! wire(&mut server, &mut client);
+//! assert!(matches!(client.next_event()?, Some(Event::Close(Some(f))) if f.reason == "bye"));
+//! wire(&mut client, &mut server); // the client echoed the close
+//! assert!(matches!(server.next_event()?, Some(Event::Close(_))));
+//! assert!(server.is_finished() && client.is_finished());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 // Two unsafe blocks, each proven by benchmark: `mask::simd` (a CPU-feature
-// dispatch) and `epoll` (the event loop's three system calls).
+// dispatch) and `server::epoll` (the event loop's three system calls).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod client;
+// Layer 1: pure functions and a codec over byte slices.
 pub mod deflate;
-#[cfg(target_os = "linux")]
-mod epoll;
-mod error;
-#[cfg(target_os = "linux")]
-mod event_loop;
-pub mod extensions;
 pub mod frame;
-pub mod handshake;
-pub mod hub;
 mod limits;
 pub mod mask;
 mod message;
-pub mod protocol;
-pub mod random;
-pub mod server;
-pub mod socket;
-pub mod stream;
-pub mod timers;
+mod status;
 pub mod utf8;
+// Layer 2: sans-IO state machines (no sockets, threads or clock).
+pub mod http;
+pub mod proto;
+// Layer 3: blocking drivers; layer 4: the server.
+mod blocking;
+mod error;
+mod server;
 
+pub use blocking::client;
+pub use blocking::{DuplexStream, Sender, WebSocket};
 pub use error::Error;
-pub use handshake::{Request, Response};
+pub use frame::Role;
+pub use http::{Request, Response};
 pub use limits::Limits;
 pub use message::{CloseCode, CloseFrame, Message, MessageRef};
-pub use server::{Accept, Config, Running, Server, ShutdownHandle};
-pub use socket::{DuplexStream, Sender, WebSocket};
-pub use stream::{Addr, Stream};
-pub use timers::Keepalive;
+pub use proto::extensions::permessage_deflate::DeflateConfig;
+pub use proto::{Connection, Keepalive};
+pub use server::hub;
+pub use server::{Accept, Addr, Config, Running, Server, ShutdownHandle, Stream};
+pub use status::Status;
+
+/// An origin for virtual time in the sans-IO layers' unit tests: those
+/// layers never read the clock, but an `Instant` can only come from it.
+#[cfg(test)]
+pub(crate) fn test_origin() -> std::time::Instant {
+    std::time::Instant::now()
+}
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-/// The result of parsing input that may be incomplete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status<T> {
-    /// Parsed; the value.
-    Complete(T),
-    /// More bytes are needed; nothing was consumed.
-    Partial,
-}

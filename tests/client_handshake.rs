@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 use stdws::client::{self, ClientConfig, ConnectError};
-use stdws::handshake::accept_key;
+use stdws::http::accept_key;
 use stdws::{Error, Message};
 
 /// A server for one connection: it reads the request head, answers with

@@ -9,8 +9,10 @@
 //! One test in this file, so that the process's peak memory is its alone.
 
 use stdws::deflate::{InflateError, Inflater, WindowBits};
-use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
-use stdws::protocol::Role;
+use stdws::proto::extensions::permessage_deflate::{
+    AgreedParams, DeflateConfig, PerMessageDeflate,
+};
+use stdws::Role;
 
 #[derive(Default)]
 struct Bits {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use stdws::client::{self, ClientConfig, ConnectError};
 use stdws::deflate::{Deflater, Level, WindowBits};
-use stdws::extensions::permessage_deflate::DeflateConfig;
+use stdws::proto::extensions::permessage_deflate::DeflateConfig;
 use stdws::{Addr, Config, Error, Limits, Message, Running, Server};
 
 fn echo_server(config: Config) -> (Running, SocketAddr) {
@@ -201,7 +201,7 @@ fn client_refuses_an_extension_answer_it_did_not_ask_for() {
             .unwrap()
             .trim()
             .to_owned();
-        let accept = stdws::handshake::accept_key(&key);
+        let accept = stdws::http::accept_key(&key);
         let answer = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16\r\n\r\n"
         );

@@ -12,9 +12,9 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::Duration;
 use stdws::client::{self, ConnectError};
-use stdws::handshake::HandshakeError;
-use stdws::protocol::{ProtocolError, Role};
-use stdws::timers::Expired;
+use stdws::http::HandshakeError;
+use stdws::proto::Expired;
+use stdws::proto::{ProtocolError, Role};
 use stdws::{CloseCode, Error, Keepalive, Limits, Response, Server, WebSocket};
 
 /// Reads one short frame (masked or not): its first byte and its payload.

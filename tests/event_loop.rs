@@ -19,8 +19,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use stdws::client::{self, ClientConfig, ConnectError};
-use stdws::extensions::permessage_deflate::DeflateConfig;
 use stdws::hub::Hub;
+use stdws::proto::extensions::permessage_deflate::DeflateConfig;
 use stdws::{
     Accept, Addr, CloseCode, Config, Error, Keepalive, Limits, Message, MessageRef, Request,
     Response, Running, Sender, Server,

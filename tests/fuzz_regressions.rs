@@ -8,7 +8,7 @@
 
 use stdws::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use stdws::mask::{apply_mask, apply_mask_reference};
-use stdws::protocol::{Event, Protocol, ProtocolError, Role};
+use stdws::proto::{Event, Protocol, ProtocolError, Role};
 use stdws::{Limits, Message};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -155,7 +155,9 @@ fn fragments_never_grow_a_message_past_max_message_size() {
 /// The error a server with permessage-deflate (default parameters) fails
 /// with on `stream`, read `chunk` bytes at a time; no event may come first.
 fn deflate_error(stream: &[u8], limits: Limits, chunk: usize) -> ProtocolError {
-    use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
+    use stdws::proto::extensions::permessage_deflate::{
+        AgreedParams, DeflateConfig, PerMessageDeflate,
+    };
     let mut proto = Protocol::new(Role::Server, limits);
     let (_, inflate) = PerMessageDeflate::new(
         Role::Server,

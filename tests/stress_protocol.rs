@@ -31,7 +31,7 @@ mod harness;
 use harness::{Control, Item, LenEncoding, Masking};
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
-use stdws::protocol::{Event, ProtocolError, Role};
+use stdws::proto::{Event, ProtocolError, Role};
 use stdws::{CloseFrame, Limits, Message};
 
 /// SplitMix64: tiny, seedable, good enough to drive a generator.
@@ -461,8 +461,10 @@ fn compressed_message(rng: &mut Rng, role: Role, out: &mut Vec<u8>) -> Option<Me
 
 #[test]
 fn random_streams_with_deflate_keep_every_invariant_however_read() {
-    use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
-    use stdws::protocol::Protocol;
+    use stdws::proto::extensions::permessage_deflate::{
+        AgreedParams, DeflateConfig, PerMessageDeflate,
+    };
+    use stdws::proto::Protocol;
     let seed = env_or("STDWS_STRESS_SEED", 0x5eed_0003);
     let mut rng = Rng(seed);
     let mut delivered = 0;

@@ -9,8 +9,10 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
-use stdws::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
-use stdws::protocol::Role;
+use stdws::proto::extensions::permessage_deflate::{
+    AgreedParams, DeflateConfig, PerMessageDeflate,
+};
+use stdws::Role;
 use stdws::{CloseCode, DuplexStream, Error, Limits, Message, WebSocket};
 
 /// Reads one unmasked frame: its first byte and its payload.

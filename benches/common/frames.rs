@@ -49,7 +49,7 @@ impl Write for Replay<'_> {
 }
 
 fn server(data: &[u8]) -> stdws::WebSocket<Replay<'_>> {
-    use stdws::protocol::Role;
+    use stdws::Role;
     stdws::WebSocket::from_raw(Replay { data }, Role::Server, stdws::Limits::default(), &[])
 }
 

@@ -30,7 +30,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stdws::handshake::{
+use stdws::http::{
     accept_key, check_upgrade, response_101, HandshakeError, HeadScanner, Request, ResponseHead,
 };
 use stdws::Status;

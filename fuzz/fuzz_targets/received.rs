@@ -27,7 +27,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::io::{self, Read, Write};
-use stdws::protocol::{Event, Protocol, Role};
+use stdws::proto::{Event, Protocol, Role};
 use stdws::{CloseFrame, Error, Limits, Message, WebSocket};
 use stdws_fuzz::harness::{drive_protocol, reference_decode, Outcome};
 use stdws_fuzz::{protocol_input, Cursor};
@@ -79,7 +79,7 @@ enum End {
     /// `Ok(None)`: the peer's close frame, answered.
     Closed,
     /// The stream failed the connection.
-    Failed(stdws::protocol::ProtocolError),
+    Failed(stdws::proto::ProtocolError),
     /// The input ran out without a close frame.
     Eof,
 }

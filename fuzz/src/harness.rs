@@ -5,7 +5,7 @@
 //! Three pieces:
 //!
 //! * [`reference_decode`]: a deliberately naive receiver written straight from
-//!   RFC 6455 and the documented rules of `stdws::protocol`. It sees the whole
+//!   RFC 6455 and the documented rules of `stdws::proto`. It sees the whole
 //!   byte stream at once and decodes it front to back, with no buffers, no
 //!   state machine and no incremental UTF-8 validation. It is the oracle the
 //!   real, incremental [`Protocol`] is compared with.
@@ -23,7 +23,7 @@
 
 use stdws::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use stdws::mask::{apply_mask, apply_mask_reference};
-use stdws::protocol::{ControlPayload, Event, Protocol, ProtocolError, Role, READ_BUFFER_MAX};
+use stdws::proto::{ControlPayload, Event, Protocol, ProtocolError, Role, READ_BUFFER_MAX};
 use stdws::{CloseCode, CloseFrame, Limits, Message};
 
 /// What a receiver makes of a byte stream: its events in order, then the
@@ -37,7 +37,7 @@ pub struct Outcome {
     pub error: Option<ProtocolError>,
 }
 
-/// The most a `Protocol`'s read buffer may hold, as `stdws::protocol`
+/// The most a `Protocol`'s read buffer may hold, as `stdws::proto`
 /// documents it: the configured `read_buffer_size` (never less than the
 /// longest frame header, 14 bytes, so a header always fits), grown under
 /// pipelined reads up to `READ_BUFFER_MAX` (64 KiB) if that is larger.

@@ -11,7 +11,7 @@
 pub mod harness;
 
 use harness::{to_text, truncate_str, Control, Item, LenEncoding, Masking};
-use stdws::protocol::Role;
+use stdws::Role;
 use stdws::{CloseFrame, Limits};
 
 /// The longest payload made by repeating a pattern: over the default read

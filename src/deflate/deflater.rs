@@ -16,7 +16,7 @@
 
 use super::block::{match_symbol, write_block, write_stored, BitWriter, BlockSymbols};
 use super::tables::{dist_symbol, DIST_CODES, LENGTH_SYMBOL, LITLEN_CODES, MAX_MATCH, MIN_MATCH};
-use super::WindowBits;
+use super::window_bits::WindowBits;
 
 /// How hard the deflater looks for matches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

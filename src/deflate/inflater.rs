@@ -22,7 +22,7 @@ use super::tables::{
     FIXED_LITLEN_LENGTHS, LENGTH_BASE, LENGTH_EXTRA,
 };
 use super::window::Window;
-use super::WindowBits;
+use super::window_bits::WindowBits;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -43,6 +43,7 @@ const MAX_SLACK: usize = 1 << 20;
 
 /// Why compressed data could not be inflated.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InflateError {
     /// A block header with type 3, which RFC 1951 reserves.
     InvalidBlockType,

@@ -67,12 +67,7 @@ pub fn tcp_pair() -> (TcpStream, TcpStream) {
 pub fn server_and_raw_client() -> (WebSocket<TcpStream>, TcpStream) {
     let (server, client) = tcp_pair();
     (
-        WebSocket::from_raw(
-            server,
-            stdws::protocol::Role::Server,
-            Limits::default(),
-            &[],
-        ),
+        WebSocket::from_raw(server, stdws::Role::Server, Limits::default(), &[]),
         client,
     )
 }

@@ -5,7 +5,7 @@
 //! pass; [`check_upgrade`] applies the rules of section 4.2.1 and gives the
 //! `Sec-WebSocket-Accept` value or the HTTP status to refuse with.
 
-use crate::Status;
+use crate::status::Status;
 use base64::Engine;
 use std::fmt;
 
@@ -14,6 +14,7 @@ const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// Why a request head or an upgrade was refused, and with which HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeError {
     /// The head did not end within the limit (431).
     HeadTooLarge {
@@ -149,7 +150,7 @@ impl std::error::Error for HandshakeError {}
 /// byte at a time costs linear time, not quadratic.
 ///
 /// ```
-/// use stdws::handshake::HeadScanner;
+/// use stdws::http::HeadScanner;
 /// use stdws::Status;
 /// let mut scanner = HeadScanner::new(16 * 1024);
 /// let mut buf = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
@@ -455,7 +456,7 @@ impl ResponseHead {
 ///
 /// ```
 /// assert_eq!(
-///     stdws::handshake::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+///     stdws::http::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
 ///     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 /// );
 /// ```
@@ -623,6 +624,35 @@ impl Response {
         out
     }
 }
+
+/// Why a client could not connect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Not a `ws://host[:port][/path]` URL.
+    InvalidUrl(String),
+    /// `wss://` needs TLS, which this crate leaves to a proxy or the caller.
+    TlsUnsupported,
+    /// The server answered with this status instead of `101`.
+    Refused(u16),
+    /// The `101` response breaks RFC 6455 section 4.1.
+    BadResponse(&'static str),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::InvalidUrl(why) => write!(f, "invalid WebSocket URL: {why}"),
+            ConnectError::TlsUnsupported => f.write_str(
+                "wss:// needs TLS: use a TLS-terminating proxy, or wrap a TLS stream with client::handshake",
+            ),
+            ConnectError::Refused(status) => write!(f, "server refused the upgrade with HTTP {status}"),
+            ConnectError::BadResponse(why) => write!(f, "invalid handshake response: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
 
 #[cfg(test)]
 mod tests {

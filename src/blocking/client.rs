@@ -12,16 +12,17 @@
 //! `wss://` is not built in: terminate TLS in a proxy, or wrap your own TLS
 //! stream with [`handshake`].
 
-use crate::extensions::permessage_deflate::{
+use super::io::{read_head, write_all_vectored};
+use super::websocket::WebSocket;
+use crate::blocking::random::OsRandom;
+use crate::error::Error;
+use crate::frame::Role;
+use crate::http::{accept_key, ResponseHead};
+use crate::limits::Limits;
+use crate::proto::extensions::permessage_deflate::{
     accept_response, offer, DeflateConfig, PerMessageDeflate,
 };
-use crate::handshake::{accept_key, ResponseHead};
-use crate::protocol::Role;
-use crate::random::OsRandom;
-use crate::socket::{read_head, write_all_vectored};
-use crate::{Error, Limits, WebSocket};
 use base64::Engine;
-use std::fmt;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
@@ -57,33 +58,7 @@ impl Default for ClientConfig {
     }
 }
 
-/// Why a client could not connect.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConnectError {
-    /// Not a `ws://host[:port][/path]` URL.
-    InvalidUrl(String),
-    /// `wss://` needs TLS, which this crate leaves to a proxy or the caller.
-    TlsUnsupported,
-    /// The server answered with this status instead of `101`.
-    Refused(u16),
-    /// The `101` response breaks RFC 6455 section 4.1.
-    BadResponse(&'static str),
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectError::InvalidUrl(why) => write!(f, "invalid WebSocket URL: {why}"),
-            ConnectError::TlsUnsupported => f.write_str(
-                "wss:// needs TLS: use a TLS-terminating proxy, or wrap a TLS stream with client::handshake",
-            ),
-            ConnectError::Refused(status) => write!(f, "server refused the upgrade with HTTP {status}"),
-            ConnectError::BadResponse(why) => write!(f, "invalid handshake response: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {}
+pub use crate::http::ConnectError;
 
 /// The parts of a `ws://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 //! A large payload is read straight into the message it belongs to: no copy.
 //!
 //! ```
-//! use stdws::protocol::{Event, Protocol, Role};
+//! use stdws::proto::{Event, Protocol, Role};
 //! use stdws::{Limits, Message};
 //! let mut proto = Protocol::new(Role::Server, Limits::default());
 //! // RFC 6455 5.7: a masked text message "Hello".
@@ -19,179 +19,20 @@
 //! assert_eq!(proto.next_event().unwrap(), None);
 //! ```
 
+use super::control::ControlPayload;
+use super::error::ProtocolError;
 use crate::deflate::InflateError;
-use crate::extensions::permessage_deflate::Decompressor;
-use crate::frame::{self, FrameError, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use crate::frame::Role;
+use crate::frame::{self, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use crate::limits::Limits;
 use crate::mask::apply_mask;
+use crate::message::CloseCode;
+use crate::message::CloseFrame;
+use crate::message::Message;
+use crate::message::MessageRef;
+use crate::proto::extensions::permessage_deflate::Decompressor;
+use crate::status::Status;
 use crate::utf8::Utf8Validator;
-use crate::{CloseCode, CloseFrame, Limits, Message, MessageRef, Status};
-use std::fmt;
-use std::ops::Deref;
-
-/// Which end of the connection this is; it decides which way masking goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Receives masked frames, sends unmasked ones.
-    Server,
-    /// Receives unmasked frames, sends masked ones.
-    Client,
-}
-
-/// Why the peer's bytes break the protocol, and the close code that says so.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProtocolError {
-    /// An invalid frame header (1002).
-    Frame(FrameError),
-    /// RSV bits set without an extension that defines them (1002).
-    ReservedBits(u8),
-    /// A client sent a frame without a mask (1002).
-    UnmaskedFrame,
-    /// A server sent a masked frame (1002).
-    MaskedFrame,
-    /// A continuation frame with no message to continue (1002).
-    UnexpectedContinuation,
-    /// A new text or binary frame while a fragmented message is unfinished (1002).
-    ExpectedContinuation,
-    /// A text message that is not valid UTF-8 (1007).
-    InvalidUtf8,
-    /// A close frame whose reason is not valid UTF-8 (1007).
-    InvalidCloseReason,
-    /// A close frame with a one-byte payload (1002).
-    InvalidClosePayload,
-    /// A close code that must not be sent (1002).
-    InvalidCloseCode(u16),
-    /// A frame over `max_frame_size` (1009).
-    FrameTooBig {
-        /// The frame's payload length.
-        size: u64,
-        /// The limit.
-        limit: usize,
-    },
-    /// A message over `max_message_size` (1009).
-    MessageTooBig {
-        /// The message's length so far, this frame included.
-        size: u64,
-        /// The limit.
-        limit: usize,
-    },
-    /// A message in more frames than `max_fragments` (1009).
-    TooManyFragments {
-        /// The limit.
-        limit: usize,
-    },
-    /// A compressed message that does not inflate (1007).
-    BadCompression(InflateError),
-}
-
-impl ProtocolError {
-    /// The close code this error fails the connection with.
-    pub fn close_code(&self) -> CloseCode {
-        match self {
-            ProtocolError::InvalidUtf8
-            | ProtocolError::InvalidCloseReason
-            | ProtocolError::BadCompression(_) => CloseCode::INVALID_DATA,
-            ProtocolError::FrameTooBig { .. }
-            | ProtocolError::MessageTooBig { .. }
-            | ProtocolError::TooManyFragments { .. } => CloseCode::TOO_BIG,
-            _ => CloseCode::PROTOCOL_ERROR,
-        }
-    }
-
-    /// The close frame this error sends; the reason is this error's message.
-    pub fn close_frame(&self) -> CloseFrame {
-        let mut reason = self.to_string();
-        reason.truncate(crate::socket::MAX_CLOSE_REASON); // ASCII: any cut is a char boundary
-        CloseFrame {
-            code: self.close_code(),
-            reason,
-        }
-    }
-}
-
-impl From<FrameError> for ProtocolError {
-    fn from(e: FrameError) -> Self {
-        ProtocolError::Frame(e)
-    }
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolError::Frame(e) => write!(f, "{e}"),
-            ProtocolError::ReservedBits(bits) => {
-                write!(
-                    f,
-                    "RSV bits {bits:#05b} set but no extension was negotiated"
-                )
-            }
-            ProtocolError::UnmaskedFrame => f.write_str("client frame is not masked"),
-            ProtocolError::MaskedFrame => f.write_str("server frame is masked"),
-            ProtocolError::UnexpectedContinuation => {
-                f.write_str("continuation frame without a message to continue")
-            }
-            ProtocolError::ExpectedContinuation => {
-                f.write_str("new message started before the fragmented one ended")
-            }
-            ProtocolError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
-            ProtocolError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
-            ProtocolError::InvalidClosePayload => f.write_str("close frame payload of 1 byte"),
-            ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
-            ProtocolError::FrameTooBig { size, limit } => {
-                write!(f, "frame of {size} bytes exceeds the limit of {limit}")
-            }
-            ProtocolError::MessageTooBig { size, limit } => {
-                write!(f, "message of {size} bytes exceeds the limit of {limit}")
-            }
-            ProtocolError::TooManyFragments { limit } => {
-                write!(f, "message split into more than {limit} frames")
-            }
-            ProtocolError::BadCompression(e) => write!(f, "compressed message: {e}"),
-        }?;
-        write!(f, " (close code {})", self.close_code())
-    }
-}
-
-impl std::error::Error for ProtocolError {}
-
-/// The payload of a ping, pong or close: at most 125 bytes, kept inline.
-#[derive(Clone, Copy)]
-pub struct ControlPayload {
-    bytes: [u8; MAX_CONTROL_PAYLOAD],
-    len: u8,
-}
-
-impl ControlPayload {
-    /// A payload from `bytes`, or `None` if it is over 125 bytes.
-    pub fn new(bytes: &[u8]) -> Option<Self> {
-        let mut p = ControlPayload {
-            bytes: [0; MAX_CONTROL_PAYLOAD],
-            len: u8::try_from(bytes.len()).ok()?,
-        };
-        p.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
-        Some(p)
-    }
-}
-
-impl Deref for ControlPayload {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-}
-
-impl PartialEq for ControlPayload {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for ControlPayload {}
-
-impl fmt::Debug for ControlPayload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ControlPayload({:?})", &**self)
-    }
-}
 
 /// What the peer sent. `M` is the message: owned ([`Message`]) from
 /// [`Protocol::next_event`], `()` from [`Protocol::poll`] (then fetch it with
@@ -953,6 +794,7 @@ fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::FrameError;
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 

@@ -6,7 +6,7 @@
 //! whose values are tokens or quoted strings (RFC 6455 section 9.1).
 //!
 //! ```
-//! use stdws::extensions::parse;
+//! use stdws::proto::extensions::parse;
 //! let offers = parse([
 //!     "permessage-deflate; client_max_window_bits; server_max_window_bits=\"10\"",
 //!     "permessage-deflate, x-webkit-deflate-frame",
@@ -47,6 +47,7 @@ impl fmt::Display for Extension {
 
 /// Why a `Sec-WebSocket-Extensions` header was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExtensionError {
     /// The header does not follow the grammar of RFC 6455 section 9.1.
     Malformed(&'static str),

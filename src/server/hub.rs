@@ -28,7 +28,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use crate::{CloseCode, Message, Sender};
+use crate::blocking::Sender;
+use crate::message::CloseCode;
+use crate::message::Message;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,19 +5,24 @@
 //! the connection with the right close code, and writes each frame's header
 //! and payload with one vectored write.
 
-use crate::extensions::permessage_deflate::{Compressor, PerMessageDeflate};
+use super::io::{is_timeout, read_request, read_some, write_all_vectored};
+use super::stream::DuplexStream;
+use crate::blocking::random::OsRandom;
+use crate::error::Error;
+use crate::frame::Role;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::handshake::{self, HeadScanner, Request};
+use crate::http::{self, Request};
+use crate::limits::Limits;
 use crate::mask::apply_mask;
-use crate::protocol::{Event, Protocol, Role};
-use crate::random::OsRandom;
-use crate::timers::{Expired, Keepalive, SendQueue, TimerAction, Timers};
-use crate::{CloseCode, CloseFrame, Error, Limits, Message, MessageRef, Status};
+use crate::message::CloseCode;
+use crate::message::CloseFrame;
+use crate::message::Message;
+use crate::message::MessageRef;
+use crate::proto::extensions::permessage_deflate::{Compressor, PerMessageDeflate};
+use crate::proto::inbound::{Event, Protocol};
+use crate::proto::{Expired, Keepalive, SendQueue, TimerAction, Timers};
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, TcpStream};
-#[cfg(unix)]
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,76 +60,6 @@ pub struct WebSocket<S> {
     waiting_write: Option<u64>,
     request: Option<Request>,
     protocol: Option<String>,
-}
-
-/// A stream that one thread can read while others write to it and shut it
-/// down; what [`WebSocket::sender`] needs.
-pub trait DuplexStream: Read + Write + Send + Sync + 'static {
-    /// Another handle to the same connection.
-    fn try_clone(&self) -> io::Result<Self>
-    where
-        Self: Sized;
-    /// Shuts both directions down, so that a blocked reader wakes up.
-    fn shutdown(&self) -> io::Result<()>;
-    /// How long one write may block. A [`Sender`] reads it once, when
-    /// created, and makes it the bound on each whole frame, however many
-    /// writes that takes. Default: `None`, no bound.
-    fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(None)
-    }
-    /// Sets how long one write may block; a [`Sender`] shortens it to
-    /// what is left of a frame's time. Default: does nothing.
-    fn set_write_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
-        Ok(())
-    }
-    /// Bytes written that the peer has not acknowledged yet, where the
-    /// platform tells (TCP on Linux). Keepalive asks it at a late pong, to
-    /// tell a peer that is slowly taking what was sent before the ping from
-    /// one that is gone. Default: `None`, unknown.
-    fn unacked(&self) -> Option<u64> {
-        None
-    }
-    /// Waits, for a stream that buffers writes of its own, until it can
-    /// take more; a [`Sender`] calls it before taking the write lock, so
-    /// that a writer that must wait holds up no other. Default: returns at
-    /// once (a blocking socket waits inside `write`).
-    fn wait_for_room(&self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl DuplexStream for TcpStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        TcpStream::try_clone(self)
-    }
-    fn shutdown(&self) -> io::Result<()> {
-        TcpStream::shutdown(self, Shutdown::Both)
-    }
-    fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        TcpStream::write_timeout(self)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        TcpStream::set_write_timeout(self, timeout)
-    }
-    fn unacked(&self) -> Option<u64> {
-        crate::stream::tcp_unacked(self)
-    }
-}
-
-#[cfg(unix)]
-impl DuplexStream for UnixStream {
-    fn try_clone(&self) -> io::Result<Self> {
-        UnixStream::try_clone(self)
-    }
-    fn shutdown(&self) -> io::Result<()> {
-        UnixStream::shutdown(self, Shutdown::Both)
-    }
-    fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        UnixStream::write_timeout(self)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        UnixStream::set_write_timeout(self, timeout)
-    }
 }
 
 /// The object-safe part of [`DuplexStream`]: what a [`Sender`] writes to,
@@ -645,86 +580,6 @@ impl Outgoing {
     }
 }
 
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
-}
-
-/// Reads, retrying when a signal interrupts.
-fn read_some<S: Read>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match stream.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
-/// Writes `head` then `body`, in one vectored write when the stream takes it.
-pub(crate) fn write_all_vectored<S: Write + ?Sized>(
-    stream: &mut S,
-    mut head: &[u8],
-    mut body: &[u8],
-) -> io::Result<()> {
-    if body.is_empty() {
-        stream.write_all(head)?;
-        return stream.flush();
-    }
-    while !head.is_empty() {
-        match stream.write_vectored(&[IoSlice::new(head), IoSlice::new(body)]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) if n < head.len() => head = &head[n..],
-            Ok(n) => {
-                body = &body[n - head.len()..];
-                head = &[];
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    stream.write_all(body)?;
-    stream.flush()
-}
-
-/// Reads an HTTP head (request or response) from `stream`, looking at each
-/// byte once; returns everything read and the head's length. Bytes after
-/// the head (the first frames) are kept, not lost.
-pub(crate) fn read_head<S: Read>(
-    stream: &mut S,
-    limits: &Limits,
-) -> Result<(Vec<u8>, usize), Error> {
-    let mut scanner = HeadScanner::new(limits.max_head_size);
-    let mut buf = Vec::new();
-    loop {
-        let filled = buf.len();
-        // Grow geometrically, reading at most 1 KiB past the limit.
-        let room = (limits.max_head_size + 1024).saturating_sub(filled).max(1);
-        buf.resize(filled + filled.max(1024).min(room), 0);
-        let n = read_some(stream, &mut buf[filled..])?;
-        buf.truncate(filled + n);
-        if n == 0 {
-            return Err(Error::UnexpectedEof);
-        }
-        if let Status::Complete(len) = scanner.scan(&buf)? {
-            return Ok((buf, len));
-        }
-    }
-}
-
-/// Reads an HTTP request head from `stream`.
-///
-/// Returns the request and the bytes that arrived after its head (the first
-/// frames, for an upgrade). Errors carry the HTTP status to answer with; the
-/// response is not sent here.
-pub fn read_request<S: Read>(stream: &mut S, limits: &Limits) -> Result<(Request, Vec<u8>), Error> {
-    let (mut buf, len) = read_head(stream, limits)?;
-    let request = Request::parse(&buf[..len], limits.max_headers)?;
-    buf.drain(..len);
-    Ok((request, buf))
-}
-
 impl<S: Read + Write> WebSocket<S> {
     /// Performs the server side of the opening handshake with default limits.
     ///
@@ -737,14 +592,10 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`WebSocket::accept`] with the given limits.
     pub fn accept_with_limits(mut stream: S, limits: Limits) -> Result<Self, Error> {
         let result = read_request(&mut stream, &limits)
-            .and_then(|(req, rest)| Ok((handshake::check_upgrade(&req)?, req, rest)));
+            .and_then(|(req, rest)| Ok((http::check_upgrade(&req)?, req, rest)));
         match result {
             Ok((accept, req, rest)) => {
-                write_all_vectored(
-                    &mut stream,
-                    &handshake::response_101(&accept, None, None),
-                    &[],
-                )?;
+                write_all_vectored(&mut stream, &http::response_101(&accept, None, None), &[])?;
                 let mut ws = Self::from_raw(stream, Role::Server, limits, &rest);
                 ws.request = Some(req);
                 Ok(ws)

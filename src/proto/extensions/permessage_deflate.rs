@@ -8,10 +8,10 @@
 //! connection's deflater and inflater.
 //!
 //! ```
-//! use stdws::extensions::permessage_deflate::{
+//! use stdws::proto::extensions::permessage_deflate::{
 //!     accept_response, negotiate, offer, DeflateConfig, PerMessageDeflate,
 //! };
-//! use stdws::protocol::Role;
+//! use stdws::Role;
 //! let config = DeflateConfig::default();
 //! let header = offer(&config);
 //! assert_eq!(header, "permessage-deflate; client_max_window_bits");
@@ -40,7 +40,7 @@
 
 use super::{parse, Extension, ExtensionError};
 use crate::deflate::{Deflater, InflateError, Inflater, Level, WindowBits};
-use crate::protocol::Role;
+use crate::frame::Role;
 
 /// The extension's name.
 pub const NAME: &str = "permessage-deflate";
@@ -221,7 +221,7 @@ fn accept_offer(offer: &Params, config: &DeflateConfig) -> Option<AgreedParams> 
 /// is malformed: the connection then goes on uncompressed.
 ///
 /// ```
-/// use stdws::extensions::permessage_deflate::{negotiate, DeflateConfig};
+/// use stdws::proto::extensions::permessage_deflate::{negotiate, DeflateConfig};
 /// let config = DeflateConfig::default();
 /// let offers = [
 ///     "permessage-deflate; server_max_window_bits=16", // invalid: declined

@@ -6,13 +6,21 @@
 //! would block end a turn instead of blocking, and writes never block, so
 //! the WebSocket layer's close, ping and error handling runs unchanged.
 
-use crate::epoll::{self, Epoll, Event};
-use crate::handshake::{HandshakeError, HeadScanner, Request};
-use crate::protocol::Role;
-use crate::server::{self, Ctx, HttpHook, Refusal, Route};
-use crate::stream::{Listener, Stream};
-use crate::timers::{SendQueue, TimerAction, Timers};
-use crate::{CloseCode, DuplexStream, Error, MessageRef, Sender, Status, WebSocket};
+use super::config::HttpHook;
+use super::epoll::{self, Epoll, Event};
+use super::lifecycle::{route, Refusal, Route};
+use super::net::{Listener, Stream};
+use super::registry::{self, Ctx};
+use crate::blocking::DuplexStream;
+use crate::blocking::Sender;
+use crate::blocking::WebSocket;
+use crate::error::Error;
+use crate::frame::Role;
+use crate::http::{HandshakeError, HeadScanner, Request};
+use crate::message::CloseCode;
+use crate::message::MessageRef;
+use crate::proto::{SendQueue, TimerAction, Timers};
+use crate::status::Status;
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -175,8 +183,8 @@ impl Worker {
             if self.ctx.state.stopping.load(Ordering::Acquire) {
                 return;
             }
-            let Some(slot) = server::register(&self.ctx, &stream) else {
-                server::refuse_busy(&self.ctx, stream);
+            let Some(slot) = registry::register(&self.ctx, &stream) else {
+                registry::refuse_busy(&self.ctx, stream);
                 continue;
             };
             let token = self.next_token;
@@ -186,7 +194,7 @@ impl Worker {
                 .and_then(|()| stream.set_nodelay())
                 .and_then(|()| self.epoll.add(&stream, epoll::READABLE, token));
             if let Err(e) = setup {
-                server::deregister(&self.ctx.state, slot);
+                registry::deregister(&self.ctx.state, slot);
                 self.ctx.report(stream.peer_addr(), &Error::Io(e));
                 continue;
             }
@@ -262,7 +270,7 @@ impl Worker {
             // Senders kept elsewhere hold the descriptor open: make sure the
             // client sees the end now.
             let _ = conn.queued.close();
-            server::deregister(&self.ctx.state, conn.slot);
+            registry::deregister(&self.ctx.state, conn.slot);
         }
     }
 }
@@ -406,7 +414,7 @@ impl Conn {
         };
         let rest = head.split_off(len);
         let is_unix = self.queued.stream.is_unix();
-        let route = match guard(|| server::route(ctx, &request, is_unix)) {
+        let route = match guard(|| route(ctx, &request, is_unix)) {
             Ok(route) => route,
             Err(e) => return self.fail(ctx, e),
         };
@@ -452,7 +460,7 @@ impl Conn {
                     Ok(sender) => sender,
                     Err(_) => return CLOSING,
                 };
-                server::opened(&ctx.state, self.slot, &sender);
+                registry::opened(&ctx.state, self.slot, &sender);
                 let Some(request) = ws.request() else {
                     return CLOSING;
                 };

@@ -4,7 +4,7 @@
 //! the server can shut it down, all without duplicating the file descriptor
 //! (ten thousand clients stay ten thousand descriptors).
 
-use crate::socket::DuplexStream;
+use crate::blocking::{tcp_unacked, DuplexStream};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
@@ -285,120 +285,9 @@ pub(crate) fn wake(addr: &Addr) {
     }
 }
 
-/// Bytes written to `stream` that the peer's TCP has not acknowledged yet:
-/// the `tx_queue` of its line in `/proc/net/tcp` (or `tcp6`), found by its
-/// two addresses. Linux only; `None` elsewhere or if it cannot be read.
-/// Read only at a late keepalive pong, so its cost (a line per socket in
-/// the network namespace) does not matter.
-pub(crate) fn tcp_unacked(stream: &TcpStream) -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::io::BufRead;
-        let (local, peer) = (stream.local_addr().ok()?, stream.peer_addr().ok()?);
-        let table = match local {
-            SocketAddr::V4(_) => "/proc/net/tcp",
-            SocketAddr::V6(_) => "/proc/net/tcp6",
-        };
-        let file = io::BufReader::new(std::fs::File::open(table).ok()?);
-        let (local, peer) = (proc_addr(local), proc_addr(peer));
-        file.lines()
-            .map_while(Result::ok)
-            .find_map(|line| tx_queue(&line, &local, &peer))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = stream;
-        None
-    }
-}
-
-/// An address as `/proc/net/tcp*` writes it: each 32-bit word of the IP in
-/// host byte order, in hex, then `:` and the port.
-#[cfg(any(target_os = "linux", test))]
-fn proc_addr(addr: SocketAddr) -> String {
-    let words: Vec<[u8; 4]> = match addr {
-        SocketAddr::V4(a) => vec![a.ip().octets()],
-        SocketAddr::V6(a) => a
-            .ip()
-            .octets()
-            .chunks_exact(4)
-            .map(|w| [w[0], w[1], w[2], w[3]])
-            .collect(),
-    };
-    let mut out: String = words
-        .iter()
-        .map(|w| format!("{:08X}", u32::from_ne_bytes(*w)))
-        .collect();
-    out.push_str(&format!(":{:04X}", addr.port()));
-    out
-}
-
-/// The `tx_queue` of a `/proc/net/tcp*` line, if it is the socket from
-/// `local` to `peer`: `sl local rem st tx_queue:rx_queue ...`.
-#[cfg(any(target_os = "linux", test))]
-fn tx_queue(line: &str, local: &str, peer: &str) -> Option<u64> {
-    let mut fields = line.split_whitespace().skip(1);
-    if fields.next()? != local || fields.next()? != peer {
-        return None;
-    }
-    let queues = fields.nth(1)?;
-    u64::from_str_radix(queues.split(':').next()?, 16).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proc_net_tcp_lines_are_matched_by_both_addresses() {
-        let local: SocketAddr = "127.0.0.1:8989".parse().unwrap();
-        let peer: SocketAddr = "10.77.0.2:51000".parse().unwrap();
-        let (l, p) = (proc_addr(local), proc_addr(peer));
-        if cfg!(target_endian = "little") {
-            assert_eq!(l, "0100007F:231D");
-        }
-        let line = format!("   3: {l} {p} 01 0003A2F0:00000000 01:00000014 00000000     0        0 4242 2 0 20 4 30 10 -1");
-        assert_eq!(tx_queue(&line, &l, &p), Some(0x3A2F0));
-        assert_eq!(
-            tx_queue(&line, &p, &l),
-            None,
-            "the other direction is another socket"
-        );
-        let v6: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
-        if cfg!(target_endian = "little") {
-            assert_eq!(proc_addr(v6), "0000000000000000FFFF00000100007F:0050");
-        }
-    }
-
-    /// A peer that does not read: its window fills, and what we write past
-    /// it stays unacknowledged.
-    #[test]
-    #[cfg(target_os = "linux")]
-    #[cfg_attr(miri, ignore = "sockets")]
-    fn unacked_bytes_grow_when_the_peer_stops_reading() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        assert_eq!(tcp_unacked(&server), Some(0));
-        server.set_nonblocking(true).unwrap();
-        let chunk = vec![0u8; 64 << 10];
-        let mut written = 0;
-        loop {
-            match (&server).write(&chunk) {
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("{e}"),
-            }
-        }
-        // Loopback acknowledges at once what fits the peer's window; the
-        // rest waits.
-        let unacked = tcp_unacked(&server).expect("our socket is listed");
-        assert!(
-            unacked > 0 && unacked <= written as u64,
-            "{unacked} of {written}"
-        );
-        drop(client);
-    }
 
     #[test]
     fn addresses_display_as_they_are_written() {

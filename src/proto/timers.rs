@@ -25,11 +25,16 @@ pub struct Keepalive {
 
 /// Which deadline passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Expired {
     /// Nothing arrived for the read timeout.
     ReadTimeout(Duration),
     /// A keepalive ping went unanswered.
     NoPong(Duration),
+    /// Our close frame went out and the peer's did not come back in time.
+    CloseTimeout(Duration),
+    /// What we send has waited this long without the peer taking any of it.
+    SendStalled(Duration),
 }
 
 impl std::fmt::Display for Expired {
@@ -37,6 +42,10 @@ impl std::fmt::Display for Expired {
         match self {
             Expired::ReadTimeout(d) => write!(f, "peer sent nothing for {d:?}"),
             Expired::NoPong(d) => write!(f, "no answer to a keepalive ping within {d:?}"),
+            Expired::CloseTimeout(d) => write!(f, "no answer to our close frame within {d:?}"),
+            Expired::SendStalled(d) => {
+                write!(f, "the peer took none of what we sent for {d:?}")
+            }
         }
     }
 }
@@ -102,6 +111,19 @@ impl Timers {
             (a, b) => a.or(b),
         }
         .map(|d| d.max(Duration::from_millis(1)))
+    }
+
+    /// The next instant at which [`Timers::poll`] may have something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let read = self.read_timeout.map(|d| self.last_heard + d);
+        let keepalive = self.keepalive.map(|ka| match self.ping_sent {
+            Some(sent) => sent + ka.timeout,
+            None => self.last_heard + ka.interval,
+        });
+        match (read, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Bytes arrived from the peer.
@@ -187,7 +209,7 @@ mod tests {
 
     #[test]
     fn read_timeout_expires_after_silence_and_resets_when_heard() {
-        let t0 = Instant::now();
+        let t0 = crate::test_origin();
         let mut timers = Timers::new(Some(10 * S), None, t0);
         assert_eq!(timers.tick(), Some(10 * S));
         assert_eq!(timers.poll(t0 + 9 * S), TimerAction::Wait);
@@ -201,7 +223,7 @@ mod tests {
 
     #[test]
     fn keepalive_pings_once_then_expires_without_an_answer() {
-        let t0 = Instant::now();
+        let t0 = crate::test_origin();
         let ka = Keepalive {
             interval: 30 * S,
             timeout: 5 * S,
@@ -219,7 +241,7 @@ mod tests {
 
     #[test]
     fn an_answer_to_the_ping_keeps_the_connection() {
-        let t0 = Instant::now();
+        let t0 = crate::test_origin();
         let ka = Keepalive {
             interval: 30 * S,
             timeout: 5 * S,
@@ -244,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_late_pong_behind_data_the_peer_is_taking_is_forgiven() {
-        let t0 = Instant::now();
+        let t0 = crate::test_origin();
         let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
         // 1 MB written, 900 kB of it still unacknowledged when the ping goes.
         assert_eq!(
@@ -276,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_late_pong_behind_data_nobody_takes_expires_a_tick_later() {
-        let t0 = Instant::now();
+        let t0 = crate::test_origin();
         let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
         assert_eq!(
             timers.poll_sending(t0 + 30 * S, 5_000, queue(0, 0)),
@@ -294,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_late_pong_with_nothing_ahead_of_the_ping_expires_at_once() {
-        let t0 = Instant::now();
+        let t0 = crate::test_origin();
         let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
         assert_eq!(
             timers.poll_sending(t0 + 30 * S, 5_000, queue(0, 0)),
@@ -321,7 +343,7 @@ mod tests {
 
     #[test]
     fn no_deadlines_means_no_tick() {
-        let timers = Timers::new(None, None, Instant::now());
+        let timers = Timers::new(None, None, crate::test_origin());
         assert!(!timers.is_active());
         assert_eq!(timers.tick(), None);
     }
@@ -332,7 +354,7 @@ mod tests {
             interval: 30 * S,
             timeout: 20 * S,
         };
-        let both = |read| Timers::new(Some(read), Some(ka), Instant::now()).tick();
+        let both = |read| Timers::new(Some(read), Some(ka), crate::test_origin()).tick();
         assert_eq!(both(10 * S), Some(10 * S));
         assert_eq!(both(60 * S), Some(20 * S));
         // A zero timeout still ticks, rather than spinning or blocking.

@@ -1,0 +1,12 @@
+//! Blocking drivers: a [`WebSocket`] over any `Read + Write` stream, the
+//! [`Sender`] that writes to it from other threads, and the client.
+
+pub mod client;
+pub(crate) mod io;
+pub(crate) mod random;
+mod stream;
+mod websocket;
+
+pub(crate) use stream::tcp_unacked;
+pub use stream::DuplexStream;
+pub use websocket::{Sender, WebSocket};

@@ -1,0 +1,22 @@
+//! The WebSocket protocol without IO (RFC 6455 sections 5 to 7, RFC 7692):
+//! bytes in, events out; sends in, bytes out; deadlines with the time
+//! passed in. No sockets, threads or clock: any IO can drive it.
+
+mod connection;
+mod control;
+mod error;
+pub mod extensions;
+pub(crate) mod inbound;
+mod outbound;
+mod timers;
+
+pub use crate::frame::Role;
+pub use connection::{Connection, Timeouts};
+pub use control::ControlPayload;
+pub use error::{ProtocolError, SendError, MAX_CLOSE_REASON};
+pub use inbound::Event;
+#[doc(hidden)]
+pub use inbound::{Protocol, READ_BUFFER_MAX};
+pub use outbound::{Frame, MaskKeys, Outbound, Payload};
+pub use timers::{Expired, Keepalive};
+pub(crate) use timers::{SendQueue, TimerAction, Timers};

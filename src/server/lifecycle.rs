@@ -1,0 +1,216 @@
+//! What a request gets once its head is complete: the Host and Origin
+//! checks, the upgrade rules, the hooks and the extension negotiation.
+//! Pure: both server modes call it.
+
+use super::config::{Config, HttpHook};
+use super::registry::Ctx;
+use crate::frame::Role;
+use crate::http::{self, HandshakeError, Request, Response};
+use crate::proto::extensions::permessage_deflate::{negotiate, DeflateConfig, PerMessageDeflate};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// permessage-deflate as the client offered it, if it did, and the answer.
+///
+/// Not inlined, and boxed: the codec's state is kilobytes, and a caller's
+/// stack frame would otherwise reserve (and touch) room for it on every
+/// connection, compressed or not.
+#[inline(never)]
+fn negotiate_deflate(
+    cfg: &DeflateConfig,
+    request: &Request,
+) -> Option<(Box<PerMessageDeflate>, String)> {
+    let offers = request.headers().get_all("sec-websocket-extensions");
+    let (agreed, answer) = negotiate(offers, cfg)?;
+    Some((
+        Box::new(PerMessageDeflate::new(Role::Server, &agreed, cfg)),
+        answer,
+    ))
+}
+
+/// Where a request goes once its head is complete.
+pub(crate) enum Route<'a> {
+    /// A plain HTTP request, for this hook once its body is read.
+    Http(&'a Arc<HttpHook>),
+    /// A WebSocket upgrade that was accepted.
+    Upgrade(Box<Upgrade>),
+}
+
+/// An accepted upgrade: the `101` to send, and what it agreed.
+pub(crate) struct Upgrade {
+    pub(crate) response: Vec<u8>,
+    pub(crate) protocol: Option<String>,
+    pub(crate) deflate: Option<Box<PerMessageDeflate>>,
+}
+
+/// Why a request is turned away.
+pub(crate) enum Refusal {
+    /// The request broke a rule; answer with its status.
+    Error(HandshakeError),
+    /// [`Server::on_upgrade`] refused it with this response.
+    Hook(Response),
+}
+
+/// Decides what a complete request head gets: Host and Origin checks (TCP
+/// only), the upgrade rules, the hooks and the extension negotiation.
+/// Pure: both the threaded server and the event loop call it.
+pub(crate) fn route<'a, H>(
+    ctx: &'a Ctx<H>,
+    request: &Request,
+    is_unix: bool,
+) -> Result<Route<'a>, Refusal> {
+    let config = &ctx.config;
+    if !is_unix {
+        check_host_and_origin(config, request).map_err(Refusal::Error)?;
+    }
+    if !request.is_websocket_upgrade() {
+        return match &ctx.on_http {
+            Some(on_http) => Ok(Route::Http(on_http)),
+            None => Err(Refusal::Error(HandshakeError::NotWebSocketUpgrade)),
+        };
+    }
+    let accept_key = http::check_upgrade(request).map_err(Refusal::Error)?;
+    let protocol = match &ctx.on_upgrade {
+        None => None,
+        Some(hook) => hook(request).map_err(Refusal::Hook)?.protocol,
+    };
+    let deflate = config
+        .deflate
+        .as_ref()
+        .and_then(|cfg| negotiate_deflate(cfg, request));
+    let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
+    Ok(Route::Upgrade(Box::new(Upgrade {
+        response: http::response_101(&accept_key, protocol.as_deref(), answer),
+        protocol,
+        deflate: deflate.map(|(deflate, _)| deflate),
+    })))
+}
+
+/// `host` without a port: `[::1]:80` gives `::1`, `a.b:80` gives `a.b`.
+fn host_name(host: &str) -> &str {
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn host_allowed(allowed: &[String], host: &str) -> bool {
+    let name = host_name(host);
+    let local =
+        name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost");
+    name.parse::<IpAddr>().is_ok()
+        || local
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host))
+}
+
+/// Whether `origin` may use this server: listed, or the same host and port as `host`.
+fn origin_allowed(allowed: &[String], origin: &str, host: &str) -> bool {
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false; // "null" and other opaque origins
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => ":80",
+        "https" | "wss" => ":443",
+        _ => return false,
+    };
+    let strip = |a: &str| {
+        a.strip_suffix(default_port)
+            .unwrap_or(a)
+            .to_ascii_lowercase()
+    };
+    strip(authority.trim_end_matches('/')) == strip(host)
+}
+
+fn check_host_and_origin(config: &Config, request: &Request) -> Result<(), HandshakeError> {
+    // No Host at all is malformed (400, from the upgrade check) or HTTP/1.0;
+    // browsers always send one, so there is nothing to rebind.
+    let Some(host) = request.header("host") else {
+        return Ok(());
+    };
+    if !host_allowed(&config.allowed_hosts, host) {
+        return Err(HandshakeError::Forbidden(format!(
+            "host {host:?} is not allowed (add it to Config::allowed_hosts)"
+        )));
+    }
+    if let Some(origin) = request.header("origin") {
+        if !origin_allowed(&config.allowed_origins, origin, host) {
+            return Err(HandshakeError::Forbidden(format!(
+                "origin {origin:?} is not allowed (add it to Config::allowed_origins)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn hosts_default_to_ip_addresses_and_localhost() {
+        for host in [
+            "127.0.0.1:8989",
+            "192.168.1.50",
+            "[::1]:80",
+            "localhost:9",
+            "car.localhost",
+        ] {
+            assert!(host_allowed(&[], host), "{host}");
+        }
+        for host in ["evil.example", "evil.example:8989", "", "bb400.local"] {
+            assert!(!host_allowed(&[], host), "{host}");
+        }
+        assert!(host_allowed(&strings(&["bb400.local"]), "BB400.local:8989"));
+        assert!(host_allowed(&strings(&["*"]), "anything"));
+    }
+
+    #[test]
+    fn origins_default_to_the_same_host_and_port() {
+        assert!(origin_allowed(
+            &[],
+            "http://192.168.1.50:8989",
+            "192.168.1.50:8989"
+        ));
+        assert!(origin_allowed(&[], "http://device", "device:80"));
+        assert!(origin_allowed(&[], "https://device:443", "device"));
+        assert!(!origin_allowed(
+            &[],
+            "http://evil.example",
+            "192.168.1.50:8989"
+        ));
+        assert!(!origin_allowed(
+            &[],
+            "http://192.168.1.50:8000",
+            "192.168.1.50:8989"
+        ));
+        assert!(!origin_allowed(&[], "null", "192.168.1.50:8989"));
+        // Only web schemes can be the server's own page.
+        assert!(!origin_allowed(
+            &[],
+            "chrome-extension://192.168.1.50:8989",
+            "192.168.1.50:8989"
+        ));
+        assert!(!origin_allowed(&[], "file://", ""));
+        let listed = strings(&["http://192.168.1.10:8000"]);
+        assert!(origin_allowed(
+            &listed,
+            "http://192.168.1.10:8000",
+            "192.168.1.50:8989"
+        ));
+    }
+}
