@@ -1,34 +1,31 @@
 //! A blocking WebSocket over any `Read + Write` stream.
 //!
-//! [`WebSocket`] drives the sans-IO [`Protocol`] with a stream: it reads into
-//! the protocol's buffer, answers pings and closes as RFC 6455 requires, fails
-//! the connection with the right close code, and writes each frame's header
-//! and payload with one vectored write.
+//! [`WebSocket`] drives the sans-IO [`Connection`] with a stream: it reads
+//! into the connection's buffer, hands the bytes to it, writes what it
+//! queues (pongs, close echoes, the close that fails a connection), and
+//! writes each frame it sends with one vectored write, the payload uncopied.
+//! The RFC's rules live in the connection; this file only does IO.
 
 use super::io::{is_timeout, read_request, read_some, write_all_vectored};
+use super::random::OsRandom;
 use super::stream::DuplexStream;
-use crate::blocking::random::OsRandom;
 use crate::error::Error;
-use crate::frame::Role;
-use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::frame::{OpCode, Role, MAX_HEADER_LEN};
 use crate::http::{self, Request};
 use crate::limits::Limits;
-use crate::mask::apply_mask;
-use crate::message::CloseCode;
-use crate::message::CloseFrame;
-use crate::message::Message;
-use crate::message::MessageRef;
-use crate::proto::extensions::permessage_deflate::{Compressor, PerMessageDeflate};
-use crate::proto::inbound::{Event, Protocol};
-use crate::proto::{Expired, Keepalive, SendQueue, TimerAction, Timers};
+use crate::message::{CloseCode, CloseFrame, Message, MessageRef};
+use crate::proto::extensions::permessage_deflate::PerMessageDeflate;
+use crate::proto::inbound::Protocol;
+use crate::proto::Step;
+use crate::proto::{
+    close_payload, Connection, Frame, Keepalive, MaskKeys, Outbound, Outlet, Payload, Timeouts,
+};
 use std::fmt;
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The longest close reason: a control payload of 125 bytes less the 2-byte code.
-pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
 
 /// A WebSocket connection over a blocking stream.
 ///
@@ -50,14 +47,9 @@ pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
-    proto: Protocol,
-    out: Outbound,
-    /// The peer's close frame, once it arrived (`Some(None)`: it had no code).
-    peer_close: Option<Option<CloseFrame>>,
-    timers: Timers,
-    /// Writes finished by the last tick, if one was under way then: when
-    /// that count moves, a write that waited for the peer has finished.
-    waiting_write: Option<u64>,
+    conn: Connection<Out>,
+    /// Whether a deadline is set: then reads time out every tick.
+    ticking: bool,
     request: Option<Request>,
     protocol: Option<String>,
 }
@@ -193,23 +185,79 @@ fn write_timed_out(limit: Duration) -> io::Error {
     )
 }
 
-/// Where frames go.
+/// Where a WebSocket's frames go.
 #[derive(Debug)]
-enum Outbound {
-    /// To the WebSocket's own stream; no other thread sends.
-    Own { close_sent: bool, out: Outgoing },
+enum Out {
+    /// To its own stream; no other thread sends.
+    Own(Outbound),
     /// Through a lock shared with [`Sender`]s.
     Shared(Arc<Shared>),
+}
+
+impl Outlet for Out {
+    #[inline]
+    fn with<R>(&mut self, f: impl FnOnce(&mut Outbound) -> R) -> R {
+        match self {
+            Out::Own(out) => f(out),
+            Out::Shared(shared) => {
+                let mut guard = shared.lock();
+                let result = f(&mut guard.out);
+                shared.mirror(&guard.out);
+                result
+            }
+        }
+    }
+
+    fn peek<R>(&self, f: impl FnOnce(&Outbound) -> R) -> R {
+        match self {
+            Out::Own(out) => f(out),
+            Out::Shared(shared) => f(&shared.lock().out),
+        }
+    }
+
+    #[inline]
+    fn close_sent(&self) -> bool {
+        match self {
+            Out::Own(out) => out.is_closed(),
+            Out::Shared(shared) => shared.close_sent.load(Ordering::Acquire),
+        }
+    }
+
+    /// Without the lock: a writer blocked on a stalled peer holds it.
+    fn pending(&self) -> usize {
+        match self {
+            Out::Own(out) => out.pending(),
+            Out::Shared(shared) => shared.pending.load(Ordering::Acquire).into(),
+        }
+    }
+}
+
+/// A client's masking keys, from the process's keyed PRF (see
+/// [`OsRandom`]). Should the OS have given no randomness at all (then the
+/// client's handshake nonce already failed), keys come from a fixed-key
+/// hash of a counter and the clock rather than a panic.
+struct OsKeys(OsRandom, u64);
+
+impl MaskKeys for OsKeys {
+    fn mask_key(&mut self) -> [u8; 4] {
+        self.0.mask_key().unwrap_or_else(|_| {
+            self.1 += 1;
+            let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+            h.write_u64(self.1);
+            h.write_u128(Instant::now().elapsed().as_nanos());
+            (h.finish() as u32).to_le_bytes()
+        })
+    }
 }
 
 /// The sending side shared between a WebSocket and its [`Sender`]s.
 struct Shared {
     /// Held for the whole of each frame, so frames never interleave.
     out: Mutex<SharedOut>,
-    /// Set (under `out`) when a close frame has gone out, or a frame could
-    /// not be written whole; after it, nothing more goes out.
+    /// Mirrors the outbound's "closed" (under `out`), and is set by
+    /// [`Sender::shutdown`] without it; after it, nothing more goes out.
     close_sent: AtomicBool,
-    /// Set (under `out`) while fed frames wait; lets readers skip the lock.
+    /// Set (under `out`) while queued frames wait; lets readers skip the lock.
     pending: AtomicBool,
     /// A second handle, to shut the stream down while a writer is blocked on it.
     shutter: Box<dyn Sink>,
@@ -217,7 +265,7 @@ struct Shared {
     write_timeout: Option<Duration>,
     /// Twice the frames written, plus one while a frame is being written
     /// (perhaps waiting for the peer to take bytes): how keepalive sees a
-    /// peer take bytes that waited for room. Changed under `out`.
+    /// write under way. Changed under `out`.
     writes: AtomicU64,
     /// Bytes written, for keepalive's view of the send queue. Changed under `out`.
     written: AtomicU64,
@@ -225,7 +273,7 @@ struct Shared {
 
 struct SharedOut {
     sink: Box<dyn Sink>,
-    out: Outgoing,
+    out: Outbound,
 }
 
 impl fmt::Debug for Shared {
@@ -239,8 +287,17 @@ impl fmt::Debug for Shared {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, SharedOut> {
         // A writer that panicked mid-frame poisoned nothing we rely on: the
-        // close flag still guards the stream.
+        // outbound's state still guards the stream.
         self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the outbound's state for readers that skip the lock.
+    #[inline]
+    fn mirror(&self, out: &Outbound) {
+        self.pending.store(out.pending() > 0, Ordering::Release);
+        if out.is_closed() {
+            self.close_sent.store(true, Ordering::Release);
+        }
     }
 
     fn send(&self, opcode: OpCode, payload: Payload<'_>, flush: bool) -> Result<(), Error> {
@@ -257,26 +314,29 @@ impl Shared {
         if self.close_sent.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if opcode == OpCode::Close {
-            self.close_sent.store(true, Ordering::Release);
-        }
         let SharedOut { sink, out } = &mut *guard;
         let result = match self.write_timeout {
-            Some(limit) => self.timed(limit, |w| out.frame(w, opcode, payload, flush), sink),
-            None => out.frame(sink, opcode, payload, flush),
+            Some(limit) => self.timed(limit, |w| write_frame(out, w, opcode, payload, flush), sink),
+            None => write_frame(out, sink, opcode, payload, flush),
         };
         self.after_write(out, result)
     }
 
+    /// Writes what is queued: fed frames, and the connection's own replies.
+    #[inline]
     fn flush(&self) -> Result<(), Error> {
         if !self.pending.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.flush_queued()
+    }
+
+    fn flush_queued(&self) -> Result<(), Error> {
         let mut guard = self.lock();
         let SharedOut { sink, out } = &mut *guard;
         let result = match self.write_timeout {
-            Some(limit) => self.timed(limit, |w| out.flush(w), sink),
-            None => out.flush(sink),
+            Some(limit) => self.timed(limit, |w| flush_out(out, w), sink),
+            None => flush_out(out, sink),
         };
         self.after_write(out, result)
     }
@@ -298,10 +358,9 @@ impl Shared {
 
     /// A write that failed may have left part of a frame on the wire:
     /// nothing more can be written into the stream, so it is shut down.
-    fn after_write(&self, out: &Outgoing, result: Result<(), Error>) -> Result<(), Error> {
-        self.pending.store(out.has_pending(), Ordering::Release);
-        if result.is_err() {
-            self.close_sent.store(true, Ordering::Release);
+    fn after_write(&self, out: &Outbound, result: Result<(), Error>) -> Result<(), Error> {
+        self.mirror(out);
+        if out.is_broken() {
             let _ = self.shutter.shut();
         }
         result
@@ -312,12 +371,6 @@ impl Shared {
     fn count_write(&self) {
         let writes = self.writes.load(Ordering::Relaxed);
         self.writes.store(writes.wrapping_add(1), Ordering::Relaxed);
-    }
-
-    /// Whether a write is under way, and a count that moves with each one.
-    fn write_progress(&self) -> (bool, u64) {
-        let writes = self.writes.load(Ordering::Relaxed);
-        (writes % 2 == 1, writes)
     }
 }
 
@@ -380,7 +433,6 @@ impl Sender {
 
     /// Sends a ping with up to 125 bytes of payload.
     pub fn ping(&self, payload: &[u8]) -> Result<(), Error> {
-        check_control(payload)?;
         self.shared
             .send(OpCode::Ping, Payload::Borrowed(payload), true)
     }
@@ -413,47 +465,11 @@ impl Sender {
     }
 }
 
-/// A payload to send: borrowed, or owned so that a client can mask it in place.
-enum Payload<'a> {
-    Borrowed(&'a [u8]),
-    Owned(Vec<u8>),
-}
-
 fn opcode_of<'m>(msg: impl Into<MessageRef<'m>>) -> OpCode {
     match msg.into() {
         MessageRef::Text(_) => OpCode::Text,
         MessageRef::Binary(_) => OpCode::Binary,
     }
-}
-
-fn check_control(payload: &[u8]) -> Result<(), Error> {
-    if payload.len() > MAX_CONTROL_PAYLOAD {
-        return Err(Error::InvalidInput("control frame payload over 125 bytes"));
-    }
-    Ok(())
-}
-
-/// A close frame's payload: the code, then the reason.
-fn close_payload(code: CloseCode, reason: &str) -> Result<Vec<u8>, Error> {
-    if !code.is_sendable() {
-        return Err(Error::InvalidInput("close code not allowed on the wire"));
-    }
-    if reason.len() > MAX_CLOSE_REASON {
-        return Err(Error::InvalidInput("close reason over 123 bytes"));
-    }
-    let mut payload = code.0.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason.as_bytes());
-    Ok(payload)
-}
-
-/// The sending side's state: masking keys (client role) and frames fed but
-/// not yet flushed.
-#[derive(Debug, Default)]
-struct Outgoing {
-    rng: Option<Box<OsRandom>>,
-    pending: Vec<u8>,
-    /// permessage-deflate, when negotiated: compresses in wire order.
-    deflate: Option<Box<Compressor>>,
 }
 
 /// Frames up to this size are copied into the queue when fed; larger ones
@@ -467,117 +483,84 @@ const FEED_FLUSH_AT: usize = 64 << 10;
 /// one plain `write`; larger ones go out with one vectored write, uncopied.
 const SMALL_FRAME: usize = 256;
 
-impl Outgoing {
-    fn for_role(role: Role) -> Self {
-        Outgoing {
-            rng: (role == Role::Client).then(|| Box::new(OsRandom::new())),
-            pending: Vec::new(),
-            deflate: None,
+/// Encodes one frame and writes it: straight to the stream, payload
+/// uncopied, when nothing waits; after what waits otherwise. With `flush`
+/// false a small frame is queued instead, to go out with the next flush.
+/// A write that fails leaves the outbound broken.
+fn write_frame<W: Write + ?Sized>(
+    out: &mut Outbound,
+    stream: &mut W,
+    opcode: OpCode,
+    payload: Payload<'_>,
+    flush: bool,
+) -> Result<(), Error> {
+    let len = match &payload {
+        Payload::Borrowed(b) => b.len(),
+        Payload::Owned(b) => b.len(),
+    };
+    let queued = out.pending() > 0;
+    if len <= FEED_FRAME_MAX && (queued || !flush) {
+        out.send(opcode, payload, true)?;
+        if flush || out.pending() >= FEED_FLUSH_AT {
+            return flush_out(out, stream);
         }
+        return Ok(());
     }
-
-    fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+    let frame = out.encode(opcode, payload, true)?;
+    if queued {
+        flush_out(out, stream)?;
     }
+    let result = write_whole(stream, &frame);
+    if result.is_err() {
+        out.write_failed();
+    }
+    Ok(result?)
+}
 
-    /// Writes one complete frame (after anything queued), or with `flush`
-    /// false queues it. A server's payload is written straight from
-    /// `payload`; a client's is masked with a fresh key (in place when owned).
-    fn frame<W: Write + ?Sized>(
-        &mut self,
-        stream: &mut W,
-        opcode: OpCode,
-        payload: Payload<'_>,
-        flush: bool,
-    ) -> Result<(), Error> {
-        // Compress a data message first (RSV1 marks it), then mask.
-        let mut rsv = 0;
-        let payload = match (&mut self.deflate, opcode, payload) {
-            (Some(deflate), OpCode::Text | OpCode::Binary, payload) => {
-                let mut compressed = Vec::new();
-                let original = match &payload {
-                    Payload::Borrowed(b) => b,
-                    Payload::Owned(b) => &b[..],
-                };
-                if deflate.compress(original, &mut compressed) {
-                    rsv = 0b100;
-                    Payload::Owned(compressed)
-                } else {
-                    payload
-                }
-            }
-            (_, _, payload) => payload,
-        };
-        let (mask, masked);
-        let bytes = match (&mut self.rng, payload) {
-            (None, Payload::Borrowed(b)) => {
-                mask = None;
-                b
-            }
-            (None, Payload::Owned(b)) => {
-                mask = None;
-                masked = b;
-                &masked[..]
-            }
-            (Some(rng), payload) => {
-                let key = rng.mask_key()?;
-                let mut owned = match payload {
-                    Payload::Borrowed(b) => b.to_vec(),
-                    Payload::Owned(b) => b,
-                };
-                apply_mask(&mut owned, key, 0);
-                mask = Some(key);
-                masked = owned;
-                &masked[..]
+fn write_whole<W: Write + ?Sized>(stream: &mut W, frame: &Frame<'_>) -> io::Result<()> {
+    let (head, body) = (frame.head(), frame.body());
+    if body.len() <= SMALL_FRAME {
+        // A small frame costs less copied into one buffer than described
+        // to the kernel as two.
+        let mut bytes = [0u8; MAX_HEADER_LEN + SMALL_FRAME];
+        bytes[..head.len()].copy_from_slice(head);
+        bytes[head.len()..frame.len()].copy_from_slice(body);
+        write_all_vectored(stream, &bytes[..frame.len()], &[])
+    } else {
+        write_all_vectored(stream, head, body)
+    }
+}
+
+/// Writes everything the outbound has queued, with vectored writes.
+fn flush_out<W: Write + ?Sized>(out: &mut Outbound, stream: &mut W) -> Result<(), Error> {
+    while out.pending() > 0 {
+        let result = match out.contiguous() {
+            Some(bytes) => stream.write(bytes),
+            None => {
+                let mut slices = [&[][..]; 4];
+                let n = out.output(&mut slices);
+                let io = slices.map(IoSlice::new);
+                stream.write_vectored(&io[..n])
             }
         };
-        let header = FrameHeader {
-            fin: true,
-            rsv,
-            opcode,
-            mask,
-            payload_len: bytes.len() as u64,
-        };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let n = header.encode(&mut head);
-        let (head, queued) = (&head[..n], self.has_pending());
-        if bytes.len() <= FEED_FRAME_MAX && (queued || !flush) {
-            self.pending.extend_from_slice(head);
-            self.pending.extend_from_slice(bytes);
-            if flush || self.pending.len() >= FEED_FLUSH_AT {
-                self.flush(stream)?;
+        match result {
+            Ok(0) => {
+                out.write_failed();
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
-            return Ok(());
+            Ok(n) => out.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.write_failed();
+                return Err(e.into());
+            }
         }
-        if queued {
-            self.flush(stream)?;
-        }
-        if bytes.len() <= SMALL_FRAME {
-            // A small frame costs less copied into one buffer than described
-            // to the kernel as two.
-            let mut frame = [0u8; MAX_HEADER_LEN + SMALL_FRAME];
-            frame[..n].copy_from_slice(head);
-            frame[n..n + bytes.len()].copy_from_slice(bytes);
-            write_all_vectored(stream, &frame[..n + bytes.len()], &[])?;
-        } else {
-            write_all_vectored(stream, head, bytes)?;
-        }
-        Ok(())
     }
-
-    /// Writes every queued frame with one write.
-    fn flush<W: Write + ?Sized>(&mut self, stream: &mut W) -> Result<(), Error> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let result = write_all_vectored(stream, &self.pending, &[]);
-        self.pending.clear();
-        if self.pending.capacity() > FEED_FLUSH_AT {
-            // Do not keep a large queue for an idle connection.
-            self.pending = Vec::new();
-        }
-        Ok(result?)
+    if let Err(e) = stream.flush() {
+        out.write_failed();
+        return Err(e.into());
     }
+    Ok(())
 }
 
 impl<S: Read + Write> WebSocket<S> {
@@ -612,17 +595,15 @@ impl<S: Read + Write> WebSocket<S> {
     /// Wraps a stream whose handshake is done. `received` holds bytes that
     /// were read past the handshake; they are the start of the frame stream.
     pub fn from_raw(stream: S, role: Role, limits: Limits, received: &[u8]) -> Self {
-        let proto = Protocol::with_received(role, limits, received);
+        let inbound = Protocol::with_received(role, limits, received);
+        let outbound = match role {
+            Role::Server => Outbound::server(),
+            Role::Client => Outbound::client(Box::new(OsKeys(OsRandom::new(), 0))),
+        };
         WebSocket {
             stream,
-            proto,
-            out: Outbound::Own {
-                close_sent: false,
-                out: Outgoing::for_role(role),
-            },
-            peer_close: None,
-            timers: Timers::new(None, None, Instant::now()),
-            waiting_write: None,
+            conn: Connection::from_parts(inbound, Out::Own(outbound)),
+            ticking: false,
             request: None,
             protocol: None,
         }
@@ -636,7 +617,7 @@ impl<S: Read + Write> WebSocket<S> {
     #[inline]
     pub fn recv(&mut self) -> Result<Option<Message>, Error> {
         Ok(match self.next_message()? {
-            true => self.proto.take_message(),
+            true => self.conn.take_message(),
             false => None,
         })
     }
@@ -656,48 +637,31 @@ impl<S: Read + Write> WebSocket<S> {
     #[inline]
     pub fn recv_ref(&mut self) -> Result<Option<MessageRef<'_>>, Error> {
         Ok(match self.next_message()? {
-            true => self.proto.message_ref(),
+            true => self.conn.message_ref(),
             false => None,
         })
     }
 
     /// Reads until a data message is ready (`true`) or the connection has
-    /// closed cleanly (`false`), answering pings and closes on the way.
+    /// closed cleanly (`false`); what the connection queues in reply
+    /// (pongs, the close echo) is written on the way.
     fn next_message(&mut self) -> Result<bool, Error> {
         loop {
-            match self.proto.poll() {
-                Ok(Some(Event::Message(()))) => {
-                    // Data after our close frame is read but not delivered (RFC 6455 1.4).
-                    if !self.close_sent() {
-                        return Ok(true);
-                    }
-                }
-                Ok(Some(Event::Ping(payload))) => {
-                    match self.send_frame(OpCode::Pong, Payload::Borrowed(&payload)) {
-                        Err(Error::Closed) => {} // closing: no pong needed
-                        other => other?,
-                    }
-                }
-                Ok(Some(Event::Pong(_))) => {}
-                Ok(Some(Event::Close(frame))) => {
-                    // Echo the status code, as RFC 6455 5.5.1 suggests.
-                    let reply = frame
-                        .as_ref()
-                        .map_or(Vec::new(), |f| f.code.0.to_be_bytes().to_vec());
-                    match self.send_frame(OpCode::Close, Payload::Owned(reply)) {
-                        Err(Error::Closed) => {} // our close went first
-                        other => other?,
-                    }
-                    self.peer_close = Some(frame);
+            match self.conn.step() {
+                Ok(Step::Message) => return Ok(true),
+                Ok(Step::Ping) => self.flush_out()?,
+                Ok(Step::Pong) => {}
+                Ok(Step::Close) => {
+                    self.flush_out()?;
                     return Ok(false);
                 }
-                Ok(None) if self.proto.is_closed() => return Ok(false),
-                Ok(None) => {
-                    // About to wait for input: what was fed goes out first.
-                    self.flush_fed()?;
-                    let n = match read_some(&mut self.stream, self.proto.read_buf()) {
+                Ok(Step::Wait) if !self.conn.wants_read() => return Ok(false),
+                Ok(Step::Wait) => {
+                    // About to wait for input: what was queued goes out first.
+                    self.flush_out()?;
+                    let n = match read_some(&mut self.stream, self.conn.read_buf()) {
                         Ok(n) => n,
-                        Err(e) if is_timeout(&e) && self.timers.is_active() => {
+                        Err(e) if is_timeout(&e) && self.ticking => {
                             self.on_tick()?;
                             continue;
                         }
@@ -705,72 +669,57 @@ impl<S: Read + Write> WebSocket<S> {
                     };
                     if n == 0 {
                         // After our close, the peer may just hang up.
-                        return match self.close_sent() {
+                        return match self.conn.close_sent() {
                             true => Ok(false),
                             false => Err(Error::UnexpectedEof),
                         };
                     }
-                    if self.timers.is_active() {
-                        self.timers.heard(Instant::now());
+                    self.conn.commit(n);
+                    if self.ticking {
+                        self.conn.heard(Instant::now());
                     }
-                    self.proto.commit(n);
                 }
                 Err(e) => {
                     // Best effort: the peer may not be listening any more.
-                    let frame = e.close_frame();
-                    if let Ok(payload) = close_payload(frame.code, &frame.reason) {
-                        let _ = self.send_frame(OpCode::Close, Payload::Owned(payload));
-                    }
+                    let _ = self.flush_out();
                     return Err(Error::Protocol(e));
                 }
             }
         }
     }
 
-    /// A read timed out: send a keepalive ping or give up, as the timers say.
+    /// A read timed out: the connection's deadlines decide (a keepalive
+    /// ping, or the end).
     fn on_tick(&mut self) -> Result<(), Error> {
         // Quiet for a tick: give back buffers grown for large messages.
-        self.proto.shrink();
+        self.conn.shrink();
         let now = Instant::now();
-        let (writing, writes) = match &self.out {
-            Outbound::Shared(shared) => shared.write_progress(),
-            Outbound::Own { .. } => (false, 0),
-        };
-        if self.waiting_write.is_some_and(|w| w != writes) {
-            // A write under way a tick ago has finished: the peer took
-            // bytes, so it is alive, even if its pong waits behind them.
-            self.timers.heard(now);
-        }
-        self.waiting_write = writing.then_some(writes);
-        let action = match &self.out {
-            Outbound::Shared(shared) => {
+        let expired = match self.conn.outlet() {
+            Out::Shared(shared) => {
+                let shared = shared.clone();
+                let writing = shared.writes.load(Ordering::Relaxed) % 2 == 1;
                 let written = shared.written.load(Ordering::Relaxed);
-                self.timers.poll_sending(now, written, || SendQueue {
-                    written: shared.written.load(Ordering::Relaxed),
-                    unacked: shared.shutter.unacked_bytes(),
-                })
+                self.conn.wrote(written, writing, now);
+                self.conn
+                    .handle_timeout_with(now, || shared.shutter.unacked_bytes())
             }
-            Outbound::Own { .. } => self.timers.poll(now),
+            Out::Own(_) => self.conn.handle_timeout(now),
         };
-        let action = match action {
-            // The pong may be waiting behind the frame a writer is sending:
-            // decide once that write ends, taken or timed out.
-            TimerAction::Expire(Expired::NoPong(_)) if writing => TimerAction::Wait,
-            action => action,
-        };
-        match action {
-            TimerAction::Wait => Ok(()),
-            // While closing, the "ping" only starts the wait for the reply.
-            TimerAction::SendPing => match self.send_frame(OpCode::Ping, Payload::Borrowed(&[])) {
-                Err(Error::Closed) => Ok(()),
-                other => other,
-            },
-            TimerAction::Expire(why) => {
-                if let Ok(payload) = close_payload(CloseCode::GOING_AWAY, "timeout") {
-                    let _ = self.send_frame(OpCode::Close, Payload::Owned(payload));
-                }
+        match expired {
+            None => self.flush_out(),
+            Some(why) => {
+                let _ = self.flush_out(); // the close, best effort
                 Err(Error::TimedOut(why))
             }
+        }
+    }
+
+    /// Writes what the connection queued.
+    #[inline]
+    fn flush_out(&mut self) -> Result<(), Error> {
+        match self.conn.outlet() {
+            Out::Shared(shared) => shared.flush(),
+            Out::Own(out) => flush_out(out, &mut self.stream),
         }
     }
 
@@ -784,8 +733,14 @@ impl<S: Read + Write> WebSocket<S> {
         read_timeout: Option<Duration>,
         keepalive: Option<Keepalive>,
     ) -> Option<Duration> {
-        self.timers = Timers::new(read_timeout, keepalive, Instant::now());
-        self.timers.tick()
+        let timeouts = Timeouts {
+            read: read_timeout,
+            keepalive,
+            ..Timeouts::default()
+        };
+        self.conn.set_timeouts(timeouts, Instant::now());
+        self.ticking = read_timeout.is_some() || keepalive.is_some();
+        self.conn.tick()
     }
 
     /// Sends a message.
@@ -815,7 +770,6 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Sends a ping with up to 125 bytes of payload.
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        check_control(payload)?;
         self.send_frame(OpCode::Ping, Payload::Borrowed(payload))
     }
 
@@ -831,12 +785,12 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// The peer's close frame, once one arrived; the inner `None` means it had no status code.
     pub fn peer_close_frame(&self) -> Option<Option<&CloseFrame>> {
-        self.peer_close.as_ref().map(Option::as_ref)
+        self.conn.peer_close_frame()
     }
 
     /// Whether the connection is closed for receiving: the peer's close arrived or it failed.
     pub fn is_closed(&self) -> bool {
-        self.proto.is_closed()
+        !self.conn.wants_read()
     }
 
     /// The upgrade request this server-side connection was accepted with.
@@ -853,12 +807,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// messages (RSV1) are accepted, and data messages over the threshold
     /// are sent compressed. Call it before [`WebSocket::sender`].
     pub fn enable_deflate(&mut self, deflate: PerMessageDeflate) {
-        let (compressor, decompressor) = deflate.split();
-        self.proto.enable_deflate(decompressor);
-        match &mut self.out {
-            Outbound::Own { out, .. } => out.deflate = Some(Box::new(compressor)),
-            Outbound::Shared(shared) => shared.lock().out.deflate = Some(Box::new(compressor)),
-        }
+        self.conn.enable_deflate(deflate);
     }
 
     /// [`WebSocket::enable_deflate`] from a box, in a frame of its own, so
@@ -871,7 +820,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// Gives back buffers grown for large messages; for an idle connection.
     #[cfg(target_os = "linux")] // the event loop
     pub(crate) fn shrink(&mut self) {
-        self.proto.shrink();
+        self.conn.shrink();
     }
 
     /// Records the handshake this connection came from.
@@ -895,39 +844,11 @@ impl<S: Read + Write> WebSocket<S> {
         self.stream
     }
 
-    fn close_sent(&self) -> bool {
-        match &self.out {
-            Outbound::Own { close_sent, .. } => *close_sent,
-            Outbound::Shared(shared) => shared.close_sent.load(Ordering::Acquire),
-        }
-    }
-
     /// Sends one frame unless a close already went out ([`Error::Closed`]).
     fn send_frame(&mut self, opcode: OpCode, payload: Payload<'_>) -> Result<(), Error> {
-        match &mut self.out {
-            Outbound::Shared(shared) => shared.send(opcode, payload, true),
-            Outbound::Own {
-                close_sent: true, ..
-            } => Err(Error::Closed),
-            Outbound::Own { close_sent, out } => {
-                *close_sent = opcode == OpCode::Close;
-                let result = out.frame(&mut self.stream, opcode, payload, true);
-                // Part of a frame may be on the wire: nothing more can follow it.
-                *close_sent |= result.is_err();
-                result
-            }
-        }
-    }
-
-    /// Writes frames fed through a [`Sender`] before waiting for input.
-    fn flush_fed(&mut self) -> Result<(), Error> {
-        match &mut self.out {
-            Outbound::Shared(shared) => shared.flush(),
-            Outbound::Own { close_sent, out } => {
-                let result = out.flush(&mut self.stream);
-                *close_sent |= result.is_err();
-                result
-            }
+        match self.conn.outlet() {
+            Out::Shared(shared) => shared.send(opcode, payload, true),
+            Out::Own(out) => write_frame(out, &mut self.stream, opcode, payload, true),
         }
     }
 }
@@ -939,35 +860,31 @@ impl<S: DuplexStream> WebSocket<S> {
     /// ([`DuplexStream::try_clone`]); from then on every frame, this
     /// WebSocket's own included, goes out under one lock.
     pub fn sender(&mut self) -> Result<Sender, Error> {
-        if let Outbound::Shared(shared) = &self.out {
+        if let Out::Shared(shared) = self.conn.outlet() {
             return Ok(Sender {
                 shared: shared.clone(),
             });
         }
         let sink = self.stream.try_clone()?;
         let shutter = self.stream.try_clone()?;
-        let Outbound::Own { close_sent, out } = std::mem::replace(
-            &mut self.out,
-            Outbound::Own {
-                close_sent: true,
-                out: Outgoing::default(),
-            },
-        ) else {
+        let write_timeout = self.stream.write_timeout()?;
+        let outlet = self.conn.outlet();
+        let Out::Own(out) = std::mem::replace(outlet, Out::Own(Outbound::server())) else {
             unreachable!("checked above")
         };
         let shared = Arc::new(Shared {
+            close_sent: AtomicBool::new(out.is_closed()),
+            pending: AtomicBool::new(out.pending() > 0),
             out: Mutex::new(SharedOut {
                 sink: Box::new(sink),
                 out,
             }),
-            close_sent: AtomicBool::new(close_sent),
-            pending: AtomicBool::new(false),
-            write_timeout: self.stream.write_timeout()?,
+            write_timeout,
             shutter: Box::new(shutter),
             writes: AtomicU64::new(0),
             written: AtomicU64::new(0),
         });
-        self.out = Outbound::Shared(shared.clone());
+        *outlet = Out::Shared(shared.clone());
         Ok(Sender { shared })
     }
 }

@@ -41,8 +41,13 @@ pub trait Outlet {
     fn peek<R>(&self, f: impl FnOnce(&Outbound) -> R) -> R;
     /// Whether our close frame went out (or the stream broke); asked for
     /// every message received, so it should not take a lock.
+    #[inline]
     fn close_sent(&self) -> bool {
         self.peek(Outbound::is_closed)
+    }
+    /// Bytes waiting to be written.
+    fn pending(&self) -> usize {
+        self.peek(Outbound::pending)
     }
 }
 
@@ -95,6 +100,21 @@ pub struct Connection<O = Outbound> {
     /// The peer's close frame, once it arrived (`Some(None)`: it had no code).
     peer_close: Option<Option<CloseFrame>>,
     end: End,
+}
+
+/// What [`Connection::step`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A data message: [`Connection::message_ref`] lends it.
+    Message,
+    /// A ping, already answered.
+    Ping,
+    /// A pong.
+    Pong,
+    /// The peer's close, already echoed; nothing more is read.
+    Close,
+    /// More bytes are needed, or nothing more is read.
+    Wait,
 }
 
 /// How the connection ended, once it did.
@@ -163,11 +183,13 @@ impl<O: Outlet> Connection<O> {
     /// Where the next bytes from the peer should be read into: no copy.
     /// Take every event first ([`Connection::poll`] until `Ok(None)`);
     /// only then is there always room. Empty once nothing more is read.
+    #[inline]
     pub fn read_buf(&mut self) -> &mut [u8] {
         self.inbound.read_buf()
     }
 
     /// Records that `n` bytes were read into [`Connection::read_buf`].
+    #[inline]
     pub fn commit(&mut self, n: usize) {
         self.heard |= n > 0;
         self.inbound.commit(n);
@@ -187,6 +209,7 @@ impl<O: Outlet> Connection<O> {
     /// Bytes from the peer arrived at `now`: it is alive. A driver that
     /// knows the time calls it after [`Connection::commit`]; otherwise the
     /// next [`Connection::handle_timeout`] counts them (a tick late at most).
+    #[inline]
     pub fn heard(&mut self, now: Instant) {
         self.heard = false;
         if let Some(timers) = &mut self.timers {
@@ -196,6 +219,7 @@ impl<O: Outlet> Connection<O> {
 
     /// Whether more bytes from the peer are wanted: neither its close
     /// arrived nor the connection failed.
+    #[inline]
     pub fn wants_read(&self) -> bool {
         !self.inbound.is_closed()
     }
@@ -209,31 +233,46 @@ impl<O: Outlet> Connection<O> {
     /// An error fails the connection: the close frame with its code is
     /// queued, and nothing more is read.
     pub fn poll(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
+        Ok(match self.step()? {
+            Step::Wait => None,
+            Step::Message => Some(Event::Message(())),
+            Step::Ping => Some(Event::Ping(self.inbound.control())),
+            Step::Pong => Some(Event::Pong(self.inbound.control())),
+            Step::Close => Some(Event::Close(self.peer_close.clone().flatten())),
+        })
+    }
+
+    /// [`Connection::poll`] without copying a control payload out: what a
+    /// driver needs to know. The reactions happen here.
+    #[inline]
+    pub(crate) fn step(&mut self) -> Result<Step, ProtocolError> {
         loop {
-            let event = match self.inbound.poll() {
-                Ok(event) => event,
-                Err(e) => return Err(self.fail(e)),
-            };
-            return Ok(Some(match event {
-                None => return Ok(None),
+            return match self.inbound.poll() {
                 // Data after our close frame is read but not delivered (RFC 6455 1.4).
-                Some(Event::Message(())) if self.outbound.close_sent() => continue,
-                Some(Event::Message(())) => Event::Message(()),
-                Some(Event::Ping(payload)) => {
+                Ok(Some(Event::Message(()))) if self.outbound.close_sent() => continue,
+                Ok(Some(Event::Message(()))) => Ok(Step::Message),
+                Ok(Some(Event::Ping(payload))) => {
                     // Closing: no pong needed.
                     let _ = self.send_frame(OpCode::Pong, &payload);
-                    Event::Ping(payload)
+                    Ok(Step::Ping)
                 }
-                Some(Event::Pong(payload)) => Event::Pong(payload),
-                Some(Event::Close(frame)) => {
-                    // Echo the status code, as RFC 6455 5.5.1 suggests.
-                    let code = frame.as_ref().map(|f| f.code.0.to_be_bytes());
-                    let _ = self.send_frame(OpCode::Close, code.as_ref().map_or(&[], |c| &c[..]));
-                    self.peer_close = Some(frame.clone());
-                    Event::Close(frame)
+                Ok(Some(Event::Pong(_))) => Ok(Step::Pong),
+                Ok(Some(Event::Close(frame))) => {
+                    self.on_close(frame);
+                    Ok(Step::Close)
                 }
-            }));
+                Ok(None) => Ok(Step::Wait),
+                Err(e) => Err(self.fail(e)),
+            };
         }
+    }
+
+    /// The peer's close: echo its status code, as RFC 6455 5.5.1 suggests.
+    #[cold]
+    fn on_close(&mut self, frame: Option<CloseFrame>) {
+        let code = frame.as_ref().map(|f| f.code.0.to_be_bytes());
+        let _ = self.send_frame(OpCode::Close, code.as_ref().map_or(&[], |c| &c[..]));
+        self.peer_close = Some(frame);
     }
 
     /// The message the last [`Connection::poll`] reported, lent in place.
@@ -243,6 +282,7 @@ impl<O: Outlet> Connection<O> {
     }
 
     /// Takes the message the last [`Connection::poll`] reported.
+    #[inline]
     pub fn take_message(&mut self) -> Option<Message> {
         self.inbound.take_message()
     }
@@ -406,7 +446,7 @@ impl<O: Outlet> Connection<O> {
         if let End::Expired(why) = self.end {
             return Some(why);
         }
-        let pending = self.outbound.peek(Outbound::pending) > 0;
+        let pending = self.outbound.pending() > 0;
         if std::mem::take(&mut self.heard) {
             self.heard(now);
         }
@@ -461,7 +501,7 @@ impl<O: Outlet> Connection<O> {
         let Some(timers) = &mut self.timers else {
             return None;
         };
-        let writing = self.writing || self.outbound.peek(Outbound::pending) > 0;
+        let writing = self.writing || self.outbound.pending() > 0;
         match timers.poll_sending(now, written, queue) {
             TimerAction::Wait => None,
             // The pong may be waiting behind what is being written: the

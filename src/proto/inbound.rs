@@ -292,6 +292,11 @@ impl Protocol {
         self.inflate = Some(Box::new(decompressor));
     }
 
+    /// The payload of the last control frame received.
+    pub(crate) fn control(&self) -> ControlPayload {
+        self.control
+    }
+
     /// Which end this is.
     pub fn role(&self) -> Role {
         self.role

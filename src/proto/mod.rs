@@ -11,12 +11,14 @@ mod outbound;
 mod timers;
 
 pub use crate::frame::Role;
-pub use connection::{Connection, Timeouts};
+pub(crate) use connection::Step;
+pub use connection::{Connection, Outlet, Timeouts};
 pub use control::ControlPayload;
 pub use error::{ProtocolError, SendError, MAX_CLOSE_REASON};
 pub use inbound::Event;
 #[doc(hidden)]
 pub use inbound::{Protocol, READ_BUFFER_MAX};
+pub(crate) use outbound::close_payload;
 pub use outbound::{Frame, MaskKeys, Outbound, Payload};
 pub use timers::{Expired, Keepalive};
 pub(crate) use timers::{SendQueue, TimerAction, Timers};

@@ -118,6 +118,7 @@ const OWN_FROM: usize = 1024;
 const KEEP_QUEUE: usize = 64 << 10;
 
 impl OutputQueue {
+    #[inline]
     fn push(&mut self, bytes: &[u8]) {
         self.bytes.extend_from_slice(bytes);
         self.len += bytes.len();
@@ -133,7 +134,16 @@ impl OutputQueue {
     }
 
     /// Fills `out` with the next slices to write, in order; returns how many.
+    #[inline]
     fn slices<'a>(&'a self, out: &mut [&'a [u8]]) -> usize {
+        if self.owned.is_empty() {
+            // The usual case: copied frames only, one slice.
+            if self.start == self.bytes.len() || out.is_empty() {
+                return 0;
+            }
+            out[0] = &self.bytes[self.start..];
+            return 1;
+        }
         let mut n = 0;
         let mut from = self.start;
         for owned in &self.owned {
@@ -155,9 +165,17 @@ impl OutputQueue {
         n
     }
 
+    #[inline]
     fn advance(&mut self, mut n: usize) {
         n = n.min(self.len);
         self.len -= n;
+        if self.owned.is_empty() {
+            self.start += n;
+            if self.len == 0 {
+                self.clear();
+            }
+            return;
+        }
         while n > 0 {
             let limit = self.owned.front().map_or(self.bytes.len(), |o| o.at);
             let inline = (limit - self.start).min(n);
@@ -188,14 +206,22 @@ impl OutputQueue {
         }
     }
 
+    #[inline]
     fn clear(&mut self) {
         self.bytes.clear();
         self.start = 0;
-        self.owned.clear();
         self.len = 0;
-        if self.bytes.capacity() > KEEP_QUEUE {
-            self.bytes = Vec::new();
+        if !self.owned.is_empty() {
+            self.owned.clear();
         }
+        if self.bytes.capacity() > KEEP_QUEUE {
+            self.shrink();
+        }
+    }
+
+    #[cold]
+    fn shrink(&mut self) {
+        self.bytes = Vec::new();
     }
 }
 
@@ -341,6 +367,7 @@ impl Outbound {
 
     /// Queues what of `frame` was not written yet (`written` bytes were).
     /// A large owned payload is queued as it is; other bytes are copied.
+    #[inline]
     pub fn queue(&mut self, frame: Frame<'_>, written: usize) {
         if self.state == State::Broken {
             return;
@@ -360,14 +387,61 @@ impl Outbound {
     }
 
     /// Encodes a frame and queues it.
+    #[inline]
     pub fn send(
         &mut self,
         opcode: OpCode,
         payload: Payload<'_>,
         fin: bool,
     ) -> Result<(), SendError> {
+        if let Payload::Borrowed(bytes) = payload {
+            if fin && self.plain(opcode) && bytes.len() <= OWN_FROM {
+                return self.queue_plain(opcode, bytes);
+            }
+        }
         let frame = self.encode(opcode, payload, fin)?;
         self.queue(frame, 0);
+        Ok(())
+    }
+
+    /// Whether a whole frame with `opcode` goes out as it is: a server's,
+    /// open, not inside a fragmented message, and not to be compressed.
+    #[inline]
+    fn plain(&self, opcode: OpCode) -> bool {
+        self.keys.is_none()
+            && self.state == State::Open { fragment: None }
+            && (self.deflate.is_none() || opcode.is_control())
+    }
+
+    /// [`Outbound::send`] for a [`Outbound::plain`] frame: its header and
+    /// payload straight into the queue.
+    #[inline]
+    fn queue_plain(&mut self, opcode: OpCode, bytes: &[u8]) -> Result<(), SendError> {
+        if opcode.is_control() {
+            if bytes.len() > MAX_CONTROL_PAYLOAD {
+                return Err(SendError::InvalidInput(
+                    "control frame payload over 125 bytes",
+                ));
+            }
+            if opcode == OpCode::Close {
+                self.state = State::Closed;
+            }
+        } else if opcode == OpCode::Continuation {
+            return Err(SendError::InvalidInput(
+                "a continuation frame needs a fragmented message to continue",
+            ));
+        }
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: bytes.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        self.queue.push(&head[..n]);
+        self.queue.push(bytes);
         Ok(())
     }
 
@@ -379,11 +453,21 @@ impl Outbound {
 
     /// The bytes waiting to be written, as up to `out.len()` slices in
     /// order (for one vectored write); returns how many were filled.
+    #[inline]
     pub fn output<'a>(&'a self, out: &mut [&'a [u8]]) -> usize {
         self.queue.slices(out)
     }
 
+    /// The bytes waiting to be written when they are in one piece (no large
+    /// owned payload among them): the usual case, for one plain write.
+    #[inline]
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        let q = &self.queue;
+        q.owned.is_empty().then(|| &q.bytes[q.start..])
+    }
+
     /// Bytes waiting to be written: the connection's backpressure.
+    #[inline]
     pub fn pending(&self) -> usize {
         self.queue.len
     }
@@ -402,11 +486,13 @@ impl Outbound {
 
     /// Whether our close frame is queued or written (or the stream broke):
     /// no more frames go out.
+    #[inline]
     pub fn is_closed(&self) -> bool {
         !matches!(self.state, State::Open { .. })
     }
 
     /// Whether a write failed part way; the stream can only be shut down.
+    #[inline]
     pub fn is_broken(&self) -> bool {
         self.state == State::Broken
     }

@@ -98,11 +98,6 @@ impl Timers {
         }
     }
 
-    /// Whether any deadline is set.
-    pub fn is_active(&self) -> bool {
-        self.read_timeout.is_some() || self.keepalive.is_some()
-    }
-
     /// The read timeout the stream should use: the shortest configured duration.
     pub fn tick(&self) -> Option<Duration> {
         let ka = self.keepalive.map(|k| k.interval.min(k.timeout));
@@ -134,6 +129,7 @@ impl Timers {
     }
 
     /// What is due at `now`. Returns [`TimerAction::SendPing`] once per silence.
+    #[cfg(test)]
     pub fn poll(&mut self, now: Instant) -> TimerAction {
         self.poll_sending(now, 0, || SendQueue {
             written: 0,
@@ -344,7 +340,6 @@ mod tests {
     #[test]
     fn no_deadlines_means_no_tick() {
         let timers = Timers::new(None, None, crate::test_origin());
-        assert!(!timers.is_active());
         assert_eq!(timers.tick(), None);
     }
 
