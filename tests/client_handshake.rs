@@ -100,6 +100,17 @@ fn refuses_a_101_without_connection_upgrade() {
 }
 
 #[test]
+fn refuses_a_101_with_the_wrong_accept_key() {
+    // RFC 6455 section 1.3's sample accept: right for the sample key, not
+    // for the key this client sent.
+    let (addr, _) = scripted_server("127.0.0.1:0", |_| switching("dGhlIHNhbXBsZSBub25jZQ==", ""));
+    assert_eq!(
+        refusal_of(addr, &ClientConfig::default()),
+        "wrong Sec-WebSocket-Accept"
+    );
+}
+
+#[test]
 fn refuses_an_extension_it_did_not_offer() {
     let (addr, _) = scripted_server("127.0.0.1:0", |key| {
         switching(key, "Sec-WebSocket-Extensions: permessage-deflate\r\n")

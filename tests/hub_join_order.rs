@@ -1,7 +1,8 @@
 //! A hub member is a member before its first message goes out: whoever has
 //! seen a member's `join_with` message can count on every later broadcast
 //! reaching it. Found under ThreadSanitizer (scripts/tsan), whose slowdown
-//! widened the window: `server_runtime::hub_broadcasts_to_every_member`
+//! widened the window: `server_runtime::hub_broadcasts_to_every_member` (now
+//! `runtime::threaded::hub_members_get_every_broadcast_and_leave_when_they_disconnect`)
 //! saw all five clients greeted while `hub.len()` was still 4.
 //!
 //! `Hub::add` queued `first`, started the member's writer thread (which
