@@ -186,3 +186,170 @@ write("roundtrip", "binary-and-pings", rt(message(bytes(range(200)), False, (100
 write("roundtrip", "close-with-code", rt(message(b"bye", True) + close(0, "normal ✓".encode())))
 write("roundtrip", "client-receiver-tight", rt(message(b"abcdef", False, (2, 4)) + message(b"xyz", True), flags=3, rbs=16, chunks=(2, 5)))
 write("roundtrip", "big-repeated", rt(bytes([0x88]) + struct.pack("<H", 5000) + bytes([4]) + "€ab".encode() + b"\x02" + struct.pack("<HH", 7, 4000) + b"\x01\x00\x00", rbs=64, chunks=(0, 17)))
+
+# -- pair: flags, key seed, [deflate], [limits], [timeouts], operations -----
+# See the module docs of fuzz/src/pair.rs. An op byte is (kind << 1) | side,
+# side 0 the client, 1 the server.
+CLIENT, SERVER = 0, 1
+
+
+def pair(ops, flags=0, seed=7, deflate=b"", climits=b"", slimits=b"", ctimeouts=b"", stimeouts=b""):
+    assert bool(flags & 1) == bool(deflate) and bool(flags & 2) == bool(climits)
+    assert bool(flags & 4) == bool(slimits) and bool(flags & 8) == bool(ctimeouts)
+    assert bool(flags & 16) == bool(stimeouts)
+    return bytes([flags]) + struct.pack("<Q", seed) + deflate + climits + slimits + ctimeouts + stimeouts + b"".join(ops)
+
+
+def op(kind, side, *fields):
+    return bytes([(kind << 1) | side]) + b"".join(fields)
+
+
+def small(data):  # a u8-length payload
+    assert len(data) < 256
+    return bytes([len(data)]) + data
+
+
+def pattern(n, unit):  # a u16-length pattern payload: n bytes of unit (1 to 8 bytes) repeated
+    assert 1 <= len(unit) <= 8 and n < 10000
+    return struct.pack("<H", n) + bytes([len(unit) - 1]) + unit
+
+
+def whole(side, data, text=False, api=0, pat=None):
+    sub = api | (4 if text else 0) | (8 if pat else 0)
+    return op(0, side, bytes([sub]), pattern(*pat) if pat else small(data))
+
+
+def first_fragment(side, data, split, text=False, pat=None):
+    sub = (4 if text else 0) | (8 if pat else 0)
+    return op(2, side, bytes([sub]), pattern(*pat) if pat else small(data), struct.pack("<H", split))
+
+
+def next_fragment(side, k, last=False):
+    return op(3, side, bytes([1 if last else 0]), struct.pack("<H", k))
+
+
+def ping(side, data):
+    return op(4, side, small(data))
+
+
+def pong(side, data):
+    return op(5, side, small(data))
+
+
+def close(side, sel, reason=b""):  # sel: sendable_code(sel): 0-3 1000-1003, 4-11 1007-1014, 12- 3000-
+    assert len(reason) < 125
+    return op(6, side, struct.pack("<H", sel), small(reason))
+
+
+def move(side, limit=0, slices=8, read_buf=False, drain=True, cap=0):
+    o = (slices - 1) | (8 if read_buf else 0) | (16 if drain else 0) | (cap << 5)
+    return op(7, side, struct.pack("<H", limit), bytes([o]))
+
+
+def events(side, api=0, n=0):
+    return op(10, side, bytes([api | (n << 2)]))
+
+
+def time(side, mode, amount):
+    return op(11, side, bytes([mode]), struct.pack("<H", amount))
+
+
+def direct(side, kind, data, w, owned=False):
+    return op(12, side, bytes([kind | (8 if owned else 0)]), small(data), struct.pack("<H", w))
+
+
+SETTLE = op(14, 0)
+# 5 timeouts: read, keepalive interval, keepalive timeout, close, write (x 10 ms).
+def timeouts(read=0, interval=0, timeout=0, close=0, write=0):
+    return bytes([read, interval, timeout, close, write])
+
+
+def plimits(msg, frm, frags, rbs=0):
+    return struct.pack("<HHBB", msg, frm, frags, rbs)
+
+
+# Text payloads go through text_from (pair.rs): bytes over 0x7f become
+# characters of every UTF-8 length, so any bytes make valid text.
+KAPPA = "κόσμε".encode()
+write("pair", "hello-both-ways", pair([
+    whole(CLIENT, "Hello €".encode(), text=True),
+    whole(SERVER, bytes(range(10)), api=2),
+    whole(CLIENT, b"ref", text=True, api=1),
+    move(CLIENT), move(SERVER), SETTLE]))
+write("pair", "fragments-with-pings-bytewise", pair([
+    first_fragment(CLIENT, KAPPA + "€𝄞".encode(), 3, text=True),  # cut inside a character
+    ping(CLIENT, b"are you there"),
+    next_fragment(CLIENT, 5),
+    pong(CLIENT, b""),
+    next_fragment(CLIENT, 0, last=True),
+    first_fragment(SERVER, b"", 100, pat=(300, bytes(range(5)))),
+    ping(SERVER, b"p"),
+    next_fragment(SERVER, 0, last=True),
+] + [move(CLIENT, limit=1, slices=2, read_buf=True, drain=i % 3 == 0) for i in range(40)]
+  + [move(SERVER, limit=7, slices=3) for _ in range(50)] + [SETTLE]))
+write("pair", "close-handshake-with-reason", pair([
+    whole(SERVER, b"last words", text=True),
+    close(SERVER, 12 + 1000, b"bye!"),  # 4000
+    whole(SERVER, b"too late"),  # refused: Closed
+    move(SERVER), events(CLIENT, api=1), move(CLIENT), events(SERVER, api=3)], flags=0))
+write("pair", "simultaneous-close", pair([
+    close(CLIENT, 0, b"client"), close(SERVER, 1, b"server"), SETTLE]))
+write("pair", "message-dropped-after-our-close", pair([
+    whole(CLIENT, b"in flight"), ping(CLIENT, b"still answered? no"),
+    close(SERVER, 0), move(CLIENT), events(SERVER), SETTLE]))
+write("pair", "deflate-both-ways", pair([
+    whole(CLIENT, b"", text=True, pat=(5000, b"compress")),
+    whole(SERVER, b"", text=True, pat=(3000, "€uro ".encode())),
+    whole(CLIENT, b"short", text=True),  # under the threshold: not compressed
+    whole(CLIENT, b"", pat=(2000, bytes(range(7)))),
+    first_fragment(CLIENT, bytes(100), 50), next_fragment(CLIENT, 0, last=True),  # fragments: never compressed
+    direct(SERVER, 0, b"a direct frame long enough to be compressed by the server", 9),
+    SETTLE], flags=1, deflate=bytes([0x01, 0x07, 0x01, 0x07])))
+write("pair", "deflate-small-windows-no-takeover", pair([
+    whole(CLIENT, b"", pat=(4000, b"abcabcad")), whole(CLIENT, b"", pat=(4000, b"abcabcad")),
+    whole(SERVER, b"", text=True, pat=(4000, b"xyz")),
+    SETTLE], flags=1, deflate=bytes([0x80 | 0x20 | 0x01, 0x01 | (1 << 3), 0x40 | 0x02 | (1 << 2), 0x01])))
+write("pair", "server-limit-1009", pair([
+    whole(CLIENT, b"fits"), whole(CLIENT, bytes(200)), whole(CLIENT, b"never read"),
+    SETTLE], flags=4, slimits=plimits(100, 0xFFFF, 255)))
+write("pair", "client-fragment-limits", pair([
+    first_fragment(SERVER, bytes(30), 10), ping(SERVER, b"between"),
+    next_fragment(SERVER, 10), next_fragment(SERVER, 0, last=True),  # 3 frames: max_fragments 2
+    SETTLE], flags=2, climits=plimits(1000, 1000, 2, 16)))
+write("pair", "keepalive-ping-and-pong", pair([
+    time(SERVER, 0, 299), time(SERVER, 0, 1),  # 300 ms: the ping
+    SETTLE,
+    time(SERVER, 1, 0),  # to the next deadline
+    SETTLE], flags=16 | 32, stimeouts=timeouts(interval=30, timeout=10)))
+write("pair", "keepalive-no-pong-1001", pair([
+    time(SERVER, 1, 0),  # the ping
+    move(SERVER),  # the client gets it, its pong never moves
+    time(SERVER, 1 | 0x80, 0), time(SERVER, 1, 0),  # just before, then at, the deadline
+    SETTLE], flags=16, stimeouts=timeouts(interval=30, timeout=10)))
+write("pair", "close-timeout", pair([
+    close(CLIENT, 0), move(CLIENT, drain=False),  # the server never answers: its events wait
+    time(CLIENT, 0, 100), time(CLIENT, 1, 0), SETTLE], flags=8, ctimeouts=timeouts(close=20)))
+write("pair", "write-stall-breaks", pair([
+    whole(SERVER, b"", pat=(6000, b"big")), move(SERVER, limit=10),
+    time(SERVER, 0 | 4, 100), time(SERVER, 0 | 4, 200), time(SERVER, 0 | 4, 300),  # write timeout 250 ms
+    SETTLE], flags=16, stimeouts=timeouts(write=25)))
+write("pair", "read-timeout-drops-later-data", pair([
+    time(CLIENT, 0, 150), whole(SERVER, b"late but delivered"), SETTLE],
+    flags=8 | 32, ctimeouts=timeouts(read=10)))
+write("pair", "direct-writes-and-refusals", pair([
+    direct(CLIENT, 1, b"direct binary", 5, owned=True),
+    direct(CLIENT, 2, b"direct ping", 3),
+    SETTLE,
+    next_fragment(CLIENT, 0),  # a continuation with nothing to continue: refused
+    op(4, SERVER, bytes([126]), bytes(126)),  # a 126-byte ping: refused
+    close(SERVER, 0xfffe),  # 1005: refused
+    close(SERVER, 0xffff),  # a close without a code
+    SETTLE]))
+write("pair", "deflate-inflated-over-limit", pair([
+    whole(CLIENT, b"", text=True, pat=(1000, b"12345678")),  # exactly the limit: fine
+    whole(CLIENT, b"", text=True, pat=(5000, b"12345678")),  # inflates past it: 1009
+    SETTLE], flags=1 | 4, deflate=bytes([0x01, 0x07, 0x01, 0x07]), slimits=plimits(1000, 1000, 4)))
+write("pair", "tight-limits-exactly-met", pair([
+    whole(CLIENT, b"", pat=(300, b"x")),
+    first_fragment(SERVER, b"", 100, pat=(300, b"y")), next_fragment(SERVER, 100), next_fragment(SERVER, 0, last=True),
+    SETTLE], flags=2 | 4, climits=plimits(300, 100, 3, 14), slimits=plimits(300, 300, 1, 20)))

@@ -28,8 +28,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use stdws::client::{self, ClientConfig, ConnectError};
-use stdws::DeflateConfig;
 use stdws::hub::{Hub, Membership};
+use stdws::DeflateConfig;
 use stdws::{
     Accept, Addr, CloseCode, Config, Error, Keepalive, Limits, Message, MessageRef, Request,
     Response, Running, Sender, Server, Stream, WebSocket,

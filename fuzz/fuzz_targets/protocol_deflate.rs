@@ -13,7 +13,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stdws::proto::extensions::permessage_deflate::{AgreedParams, DeflateConfig, PerMessageDeflate};
+use stdws::proto::extensions::permessage_deflate::{
+    AgreedParams, DeflateConfig, PerMessageDeflate,
+};
 use stdws::proto::Protocol;
 use stdws_fuzz::harness::{drive_protocol, INFLATE_MEMORY};
 use stdws_fuzz::protocol_input;

@@ -1,9 +1,11 @@
 //! `roundtrip`: messages encoded as a well-behaved peer sends them come out of
 //! `Protocol` unchanged and in order.
 //!
-//! The sender is `stdws`'s own: `FrameHeader::encode` and `apply_mask` with
-//! arbitrary keys (for a server receiver; a client receiver gets unmasked
-//! frames). Messages are text or binary, fragmented at arbitrary points (also
+//! The sender is `stdws`'s own, as a `Connection` sends: `Outbound::encode`
+//! for each frame (header and body written out directly), a close with a
+//! code through `Outbound::close` and the send queue (`output`, `advance`);
+//! a client's `Outbound` masking with arbitrary keys for a server receiver,
+//! a server's, unmasked, for a client receiver. Messages are text or binary, fragmented at arbitrary points (also
 //! inside a UTF-8 character, also into empty fragments), with pings and pongs
 //! between fragments and between messages, optionally ending in a close frame
 //! with a code and reason. The receiver uses the default limits or limits

@@ -14,16 +14,19 @@
 //!   after every call (see [`drive`] for the list).
 //! * Encoders: [`encode_frame`] (independent of `stdws`, can lie about lengths
 //!   and masks) for the protocol target, and [`encode_items`] (through
-//!   `FrameHeader::encode` and `apply_mask`, the way `stdws` itself sends) for
+//!   `stdws`'s own sender, [`Outbound`], exactly as a `Connection` sends) for
 //!   the roundtrip property.
 //!
 //! Chunk lists: a chunk size of `usize::MAX` means "as much as the read buffer
 //! takes"; an empty list means that for every read. Sizes are used in turn and
 //! the list starts over when it runs out.
 
-use stdws::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use stdws::mask::{apply_mask, apply_mask_reference};
-use stdws::proto::{ControlPayload, Event, Protocol, ProtocolError, Role, READ_BUFFER_MAX};
+use stdws::frame::{OpCode, MAX_HEADER_LEN};
+use stdws::mask::apply_mask_reference;
+use stdws::proto::{
+    ControlPayload, Event, MaskKeys, Outbound, Payload, Protocol, ProtocolError, Role,
+    READ_BUFFER_MAX,
+};
 use stdws::{CloseCode, CloseFrame, Limits, Message};
 
 /// What a receiver makes of a byte stream: its events in order, then the
@@ -524,30 +527,77 @@ pub enum Control {
     Pong(Vec<u8>),
 }
 
-/// Writes one frame the way `stdws` sends: `FrameHeader::encode`, then the
-/// payload masked with `apply_mask` when a key is given.
-fn send_frame(out: &mut Vec<u8>, fin: bool, opcode: OpCode, key: Option<[u8; 4]>, payload: &[u8]) {
-    let header = FrameHeader {
-        fin,
-        rsv: 0,
-        opcode,
-        mask: key,
-        payload_len: payload.len() as u64,
+/// Masking keys handed to an [`Outbound`] in order. `MaskKeys` must be
+/// `'static`, so they are drawn from the caller's key source up front, one
+/// per frame, in the order the frames go out (as the hand-written encoder
+/// this replaced drew them).
+struct KeyList(std::vec::IntoIter<[u8; 4]>);
+
+impl MaskKeys for KeyList {
+    fn mask_key(&mut self) -> [u8; 4] {
+        self.0.next().expect("a key was drawn for every frame")
+    }
+}
+
+/// How many frames [`encode_items`] sends for `items`.
+fn frame_count(items: &[Item]) -> usize {
+    let mut n = 0;
+    for item in items {
+        match item {
+            Item::Message {
+                splits, between, ..
+            } => {
+                n += splits.len() + 1;
+                n += between.iter().filter(|(i, _)| *i < splits.len()).count();
+            }
+            Item::Control(_) => n += 1,
+            Item::Close(_) => return n + 1,
+        }
+    }
+    n
+}
+
+/// Encodes one frame with `stdws`'s own sender, [`Outbound::encode`], and
+/// writes it out as a driver's direct vectored write would: header, then body.
+/// `owned` picks the payload form (owned payloads are masked in place).
+fn send_frame(
+    out: &mut Vec<u8>,
+    sender: &mut Outbound,
+    fin: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    owned: bool,
+) {
+    let payload = if owned {
+        Payload::Owned(payload.to_vec())
+    } else {
+        Payload::Borrowed(payload)
     };
-    let mut head = [0; MAX_HEADER_LEN];
-    let n = header.encode(&mut head);
-    out.extend_from_slice(&head[..n]);
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = key {
-        apply_mask(&mut out[start..], key, 0);
+    let frame = sender
+        .encode(opcode, payload, fin)
+        .unwrap_or_else(|e| panic!("Outbound refused a well-formed {opcode:?} frame: {e}"));
+    assert_eq!(frame.len(), frame.head().len() + frame.body().len());
+    out.extend_from_slice(frame.head());
+    out.extend_from_slice(frame.body());
+}
+
+/// Everything queued in `sender`, taken through `output` and `advance` a
+/// few slices at a time, the way a driver writes its queue.
+fn drain_queue(out: &mut Vec<u8>, sender: &mut Outbound) {
+    while sender.pending() > 0 {
+        let mut slices = [&[][..]; 3];
+        let n = sender.output(&mut slices);
+        let bytes = slices[..n].concat();
+        assert!(!bytes.is_empty(), "output gave nothing with bytes pending");
+        out.extend_from_slice(&bytes);
+        sender.advance(bytes.len());
     }
 }
 
 fn send_control(
     out: &mut Vec<u8>,
     expected: &mut Vec<Event>,
-    key: Option<[u8; 4]>,
+    sender: &mut Outbound,
     control: &Control,
 ) {
     let (opcode, payload) = match control {
@@ -555,7 +605,7 @@ fn send_control(
         Control::Pong(p) => (OpCode::Pong, p),
     };
     let payload = &payload[..payload.len().min(125)];
-    send_frame(out, true, opcode, key, payload);
+    send_frame(out, sender, true, opcode, payload, false);
     let p = ControlPayload::new(payload).expect("at most 125 bytes");
     expected.push(match control {
         Control::Ping(_) => Event::Ping(p),
@@ -563,17 +613,27 @@ fn send_control(
     });
 }
 
-/// Encodes `items` as a peer of `receiver` would (masked with keys from
-/// `keys` when the receiver is a server) and gives the byte stream and the
-/// events the receiver must produce, in order. Nothing after a close is sent.
+/// Encodes `items` as a peer of `receiver` sends them, with `stdws`'s own
+/// sender ([`Outbound`]: a client's, masking with keys from `keys`, when the
+/// receiver is a server) and gives the byte stream and the events the
+/// receiver must produce, in order. Frames go out through
+/// [`Outbound::encode`] (header and body written directly), a close with a
+/// code through [`Outbound::close`] and the send queue. Nothing after a close
+/// is sent.
 pub fn encode_items(
     receiver: Role,
     items: &[Item],
     keys: &mut dyn FnMut() -> [u8; 4],
 ) -> (Vec<u8>, Vec<Event>) {
+    let mut sender = match receiver {
+        Role::Server => {
+            let keys: Vec<[u8; 4]> = (0..frame_count(items)).map(|_| keys()).collect();
+            Outbound::client(Box::new(KeyList(keys.into_iter())))
+        }
+        Role::Client => Outbound::server(),
+    };
     let mut out = Vec::new();
     let mut expected = Vec::new();
-    let mut key = || (receiver == Role::Server).then(&mut *keys);
     for item in items {
         match item {
             Item::Message {
@@ -593,11 +653,12 @@ pub fn encode_items(
                         _ => OpCode::Continuation,
                     };
                     let last = i + 1 == bounds.len();
-                    send_frame(&mut out, last, opcode, key(), &payload[start..end]);
+                    let fragment = &payload[start..end];
+                    send_frame(&mut out, &mut sender, last, opcode, fragment, i % 2 == 1);
                     start = end;
                     if !last {
                         for (_, c) in between.iter().filter(|(after, _)| *after == i) {
-                            send_control(&mut out, &mut expected, key(), c);
+                            send_control(&mut out, &mut expected, &mut sender, c);
                         }
                     }
                 }
@@ -607,14 +668,18 @@ pub fn encode_items(
                     Message::Binary(payload.clone())
                 }));
             }
-            Item::Control(c) => send_control(&mut out, &mut expected, key(), c),
+            Item::Control(c) => send_control(&mut out, &mut expected, &mut sender, c),
             Item::Close(frame) => {
-                let mut payload = Vec::new();
-                if let Some(f) = frame {
-                    payload.extend_from_slice(&f.code.0.to_be_bytes());
-                    payload.extend_from_slice(f.reason.as_bytes());
+                match frame {
+                    Some(f) => {
+                        sender
+                            .close(f.code, &f.reason)
+                            .unwrap_or_else(|e| panic!("Outbound refused close {f:?}: {e}"));
+                        drain_queue(&mut out, &mut sender);
+                    }
+                    None => send_frame(&mut out, &mut sender, true, OpCode::Close, &[], false),
                 }
-                send_frame(&mut out, true, OpCode::Close, key(), &payload);
+                assert!(sender.is_closed());
                 expected.push(Event::Close(frame.clone()));
                 break;
             }

@@ -9,8 +9,13 @@
 //! reads as zeros.
 
 pub mod harness;
+pub mod pair;
 
 use harness::{to_text, truncate_str, Control, Item, LenEncoding, Masking};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use stdws::frame::OpCode;
+use stdws::proto::{MaskKeys, Outbound, Payload};
 use stdws::Role;
 use stdws::{CloseFrame, Limits};
 
@@ -126,6 +131,16 @@ pub struct ProtocolInput {
 /// stream             raw bytes, or items until the input ends (or the stream
 ///                    reaches MAX_STREAM_PAYLOAD bytes):
 ///   tag u8: bit 7 set: noise, (tag & 0x7f) raw bytes follow
+///           bit 6 set (bit 7 clear): a frame from stdws's own sender
+///             (`Outbound::encode`, masked as the receiver requires, state
+///             kept across the stream: fragments, closed after a close):
+///             b0 u8 (FIN bit 7, opcode bits 0-3, RSV ignored), spec u8 (only
+///             bit 4, the payload form, as below), a 4-byte key when the
+///             receiver is a server, the payload; an invalid opcode, or a
+///             frame the sender refuses (a continuation with nothing to
+///             continue, a control frame over 125 bytes, anything after its
+///             close), is written by hand instead, minimal and masked as
+///             required
 ///           else a frame: b0 u8 (FIN, RSV, opcode verbatim), spec u8:
 ///             bits 0-1 masking: 0 as the receiver requires, 1 masked,
 ///                      2 unmasked, 3 mask bit and key but payload not XORed
@@ -155,6 +170,7 @@ pub fn protocol_input(data: &[u8]) -> ProtocolInput {
         c.rest().to_vec()
     } else {
         let mut stream = Vec::new();
+        let mut sender = EncoderPeer::new(role);
         while !c.is_empty() && stream.len() < MAX_STREAM_PAYLOAD {
             let tag = c.u8();
             if tag & 0x80 != 0 {
@@ -163,6 +179,16 @@ pub fn protocol_input(data: &[u8]) -> ProtocolInput {
             }
             let b0 = c.u8();
             let spec = c.u8();
+            if tag & 0x40 != 0 {
+                let key: [u8; 4] = if role == Role::Server {
+                    c.array()
+                } else {
+                    [0; 4]
+                };
+                let payload = fuzzed_payload(&mut c, spec);
+                sender.frame(&mut stream, b0, key, &payload);
+                continue;
+            }
             let masked = match spec & 3 {
                 0 => role == Role::Server,
                 1 | 3 => true,
@@ -180,19 +206,7 @@ pub fn protocol_input(data: &[u8]) -> ProtocolInput {
                 2 => LenEncoding::Force64,
                 _ => LenEncoding::Claim(u64::from(c.u16())),
             };
-            let payload = if spec & 0x10 != 0 {
-                let n = usize::from(c.u16()) % MAX_PATTERN_PAYLOAD;
-                let pattern_len = usize::from(c.u8() % 8) + 1;
-                let pattern = c.bytes(pattern_len);
-                if pattern.is_empty() {
-                    vec![0; n]
-                } else {
-                    pattern.iter().copied().cycle().take(n).collect()
-                }
-            } else {
-                let n = usize::from(c.u8());
-                c.bytes(n).to_vec()
-            };
+            let payload = fuzzed_payload(&mut c, spec);
             stream.extend(harness::encode_frame(b0, masking, len, &payload));
         }
         stream
@@ -202,6 +216,88 @@ pub fn protocol_input(data: &[u8]) -> ProtocolInput {
         limits,
         chunks,
         stream,
+    }
+}
+
+/// A `protocol` frame's payload: with bit 4 of `spec`, a u16 length (mod
+/// 10,000) and a pattern (u8 length mod 8, +1) repeated; else a u8 length
+/// and that many bytes.
+fn fuzzed_payload(c: &mut Cursor, spec: u8) -> Vec<u8> {
+    if spec & 0x10 != 0 {
+        let n = usize::from(c.u16()) % MAX_PATTERN_PAYLOAD;
+        let pattern_len = usize::from(c.u8() % 8) + 1;
+        let pattern = c.bytes(pattern_len);
+        if pattern.is_empty() {
+            vec![0; n]
+        } else {
+            pattern.iter().copied().cycle().take(n).collect()
+        }
+    } else {
+        let n = usize::from(c.u8());
+        c.bytes(n).to_vec()
+    }
+}
+
+/// The key the next frame of an [`EncoderPeer`] is masked with, set from
+/// the input before each frame (`MaskKeys` must be `'static` and `Send`).
+struct NextKey(Arc<AtomicU32>);
+
+impl MaskKeys for NextKey {
+    fn mask_key(&mut self) -> [u8; 4] {
+        self.0.load(Ordering::Relaxed).to_le_bytes()
+    }
+}
+
+/// The peer of a `protocol` receiver, sending through `stdws`'s own encoder.
+struct EncoderPeer {
+    outbound: Outbound,
+    key: Arc<AtomicU32>,
+    role: Role,
+}
+
+impl EncoderPeer {
+    /// The sender that talks to a receiver in `role`.
+    fn new(role: Role) -> Self {
+        let key = Arc::new(AtomicU32::new(0));
+        let outbound = match role {
+            Role::Server => Outbound::client(Box::new(NextKey(key.clone()))),
+            Role::Client => Outbound::server(),
+        };
+        EncoderPeer {
+            outbound,
+            key,
+            role,
+        }
+    }
+
+    /// Appends a frame: `Outbound::encode`'s if it takes it, else by hand.
+    fn frame(&mut self, stream: &mut Vec<u8>, b0: u8, key: [u8; 4], payload: &[u8]) {
+        self.key.store(u32::from_le_bytes(key), Ordering::Relaxed);
+        let fin = b0 & 0x80 != 0;
+        let encoded = OpCode::from_bits(b0 & 0x0f).ok_or(()).and_then(|op| {
+            self.outbound
+                .encode(op, Payload::Borrowed(payload), fin)
+                .map_err(drop)
+        });
+        match encoded {
+            Ok(frame) => {
+                stream.extend_from_slice(frame.head());
+                stream.extend_from_slice(frame.body());
+            }
+            Err(()) => {
+                let masking = match self.role {
+                    Role::Server => Masking::Masked(key),
+                    Role::Client => Masking::None,
+                };
+                let b0 = b0 & 0x8f;
+                stream.extend(harness::encode_frame(
+                    b0,
+                    masking,
+                    LenEncoding::Minimal,
+                    payload,
+                ));
+            }
+        }
     }
 }
 

@@ -114,6 +114,11 @@ struct Owned {
 /// Owned payloads from this size on are queued as they are, not copied.
 const OWN_FROM: usize = 1024;
 
+/// Written bytes are dropped from the front of the queue once there are
+/// this many and at least as many as wait: the copy costs at most what was
+/// written, and the queue holds at most about twice what waits.
+const COMPACT_FROM: usize = 4 << 10;
+
 /// Above this, the queue's buffer is not kept once it empties.
 const KEEP_QUEUE: usize = 64 << 10;
 
@@ -147,12 +152,15 @@ impl OutputQueue {
         let mut n = 0;
         let mut from = self.start;
         for owned in &self.owned {
-            if n + 2 > out.len() {
-                return n;
-            }
             if owned.at > from {
+                if n == out.len() {
+                    return n;
+                }
                 out[n] = &self.bytes[from..owned.at];
                 n += 1;
+            }
+            if n == out.len() {
+                return n;
             }
             out[n] = &owned.data[owned.written..];
             n += 1;
@@ -173,6 +181,8 @@ impl OutputQueue {
             self.start += n;
             if self.len == 0 {
                 self.clear();
+            } else if self.start >= COMPACT_FROM.max(self.len) {
+                self.compact();
             }
             return;
         }
@@ -203,6 +213,20 @@ impl OutputQueue {
         }
         if self.len == 0 {
             self.clear();
+        } else if self.start >= COMPACT_FROM.max(self.len) {
+            self.compact();
+        }
+    }
+
+    /// Drops written bytes from the front, so that a queue that never
+    /// quite empties (a peer reading steadily but behind) does not keep
+    /// everything it ever sent.
+    #[cold]
+    fn compact(&mut self) {
+        let start = std::mem::take(&mut self.start);
+        self.bytes.drain(..start);
+        for owned in &mut self.owned {
+            owned.at -= start;
         }
     }
 
