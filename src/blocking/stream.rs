@@ -3,7 +3,9 @@
 //! the peer has not acknowledged.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+#[cfg(any(target_os = "linux", test))]
+use std::net::SocketAddr;
+use std::net::{Shutdown, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::time::Duration;

@@ -21,4 +21,5 @@ pub use inbound::{Protocol, READ_BUFFER_MAX};
 pub(crate) use outbound::close_payload;
 pub use outbound::{Frame, MaskKeys, Outbound, Payload};
 pub use timers::{Expired, Keepalive};
+#[cfg(target_os = "linux")] // the event loop
 pub(crate) use timers::{SendQueue, TimerAction, Timers};
