@@ -18,7 +18,8 @@ use crate::proto::extensions::permessage_deflate::PerMessageDeflate;
 use crate::proto::inbound::Protocol;
 use crate::proto::Step;
 use crate::proto::{
-    close_payload, Connection, Frame, Keepalive, MaskKeys, Outbound, Outlet, Payload, Timeouts,
+    close_payload, opcode_of, Connection, Frame, Keepalive, MaskKeys, Outbound, Outlet, Payload,
+    Timeouts,
 };
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -462,13 +463,6 @@ impl Sender {
         // Not under the lock: its holder may be blocked writing to a stalled
         // peer, and the shutdown is what unblocks it.
         let _ = self.shared.shutter.shut();
-    }
-}
-
-fn opcode_of<'m>(msg: impl Into<MessageRef<'m>>) -> OpCode {
-    match msg.into() {
-        MessageRef::Text(_) => OpCode::Text,
-        MessageRef::Binary(_) => OpCode::Binary,
     }
 }
 

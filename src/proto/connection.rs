@@ -199,10 +199,8 @@ impl<O: Outlet> Connection<O> {
     /// say) into the connection, as many as fit; returns how many. Call it
     /// again with the rest after taking the events.
     pub fn receive(&mut self, bytes: &[u8]) -> usize {
-        let dst = self.inbound.read_buf();
-        let n = dst.len().min(bytes.len());
-        dst[..n].copy_from_slice(&bytes[..n]);
-        self.commit(n);
+        let n = self.inbound.feed(bytes);
+        self.heard |= n > 0;
         n
     }
 
@@ -291,10 +289,7 @@ impl<O: Outlet> Connection<O> {
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         Ok(match self.poll()? {
             None => None,
-            Some(Event::Message(())) => self.take_message().map(Event::Message),
-            Some(Event::Ping(p)) => Some(Event::Ping(p)),
-            Some(Event::Pong(p)) => Some(Event::Pong(p)),
-            Some(Event::Close(f)) => Some(Event::Close(f)),
+            Some(event) => event.owned(|| self.take_message()),
         })
     }
 
@@ -318,7 +313,7 @@ impl<O: Outlet> Connection<O> {
     /// Queues a message; an owned payload is not copied.
     pub fn send(&mut self, msg: impl Into<Message>) -> Result<(), SendError> {
         let msg = msg.into();
-        let opcode = opcode_of(msg.as_ref());
+        let opcode = opcode_of(&msg);
         self.outbound
             .with(|o| o.send(opcode, Payload::Owned(msg.into_bytes()), true))
     }
@@ -583,8 +578,9 @@ impl Connection {
     }
 }
 
-fn opcode_of(msg: MessageRef<'_>) -> OpCode {
-    match msg {
+/// The opcode a message goes out with.
+pub(crate) fn opcode_of<'m>(msg: impl Into<MessageRef<'m>>) -> OpCode {
+    match msg.into() {
         MessageRef::Text(_) => OpCode::Text,
         MessageRef::Binary(_) => OpCode::Binary,
     }

@@ -50,6 +50,18 @@ pub enum Event<M = Message> {
     Close(Option<CloseFrame>),
 }
 
+impl Event<()> {
+    /// The event with its message taken by `take`; `None` if there was none.
+    pub(crate) fn owned(self, take: impl FnOnce() -> Option<Message>) -> Option<Event> {
+        Some(match self {
+            Event::Message(()) => Event::Message(take()?),
+            Event::Ping(p) => Event::Ping(p),
+            Event::Pong(p) => Event::Pong(p),
+            Event::Close(f) => Event::Close(f),
+        })
+    }
+}
+
 /// Where the receiver is inside the byte stream. Variants carry what they
 /// need, such as the fragmented message in progress.
 #[derive(Clone, Debug)]
@@ -406,10 +418,7 @@ impl Protocol {
     pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
         Ok(match self.poll()? {
             None => None,
-            Some(Event::Message(())) => self.take_message().map(Event::Message),
-            Some(Event::Ping(p)) => Some(Event::Ping(p)),
-            Some(Event::Pong(p)) => Some(Event::Pong(p)),
-            Some(Event::Close(f)) => Some(Event::Close(f)),
+            Some(event) => event.owned(|| self.take_message()),
         })
     }
 

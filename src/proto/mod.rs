@@ -11,7 +11,7 @@ mod outbound;
 mod timers;
 
 pub use crate::frame::Role;
-pub(crate) use connection::Step;
+pub(crate) use connection::{opcode_of, Step};
 pub use connection::{Connection, Outlet, Timeouts};
 pub use control::ControlPayload;
 pub use error::{ProtocolError, SendError, MAX_CLOSE_REASON};

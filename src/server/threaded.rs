@@ -5,7 +5,7 @@ use super::config::Handler;
 use super::lifecycle::{route, Refusal, Route};
 use super::net::{Listener, Stream};
 use super::registry::{deregister, opened, refuse_busy, register, respond, Ctx, State};
-use crate::blocking::io::{read_request, write_all_vectored};
+use crate::blocking::io::{is_timeout, read_request, write_all_vectored};
 use crate::blocking::WebSocket;
 use crate::error::Error;
 use crate::frame::Role;
@@ -182,13 +182,6 @@ fn handshake(ctx: &Ctx<Box<Handler>>, stream: &Stream) -> Result<Option<WebSocke
     stream.set_read_timeout(tick)?;
     ws.set_handshake(Some(request), upgrade.protocol);
     Ok(Some(ws))
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 /// Reads a plain request's body: `rest` (bytes that came with the head), then
