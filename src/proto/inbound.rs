@@ -472,6 +472,11 @@ impl Protocol {
     }
 
     fn step(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
+        if let State::Header { partial: None } = self.state {
+            if let Some((head, len)) = self.small_frame() {
+                return self.take_small_frame(head, len);
+            }
+        }
         loop {
             // The state is updated in place; it changes variant only at frame
             // boundaries. On an error, `poll` closes the protocol.
@@ -608,6 +613,55 @@ impl Protocol {
                 }
             }
         }
+    }
+
+    /// Where the payload and how long, if the read buffer starts with a
+    /// whole unfragmented text or binary frame small enough to stay in it,
+    /// masked as the role requires and with no RSV bit: most frames. Such a
+    /// frame passes every check [`Protocol::begin_frame`] would make, so
+    /// [`Protocol::take_small_frame`] skips the general path.
+    #[inline]
+    fn small_frame(&self) -> Option<(usize, usize)> {
+        let filled = self.buf.filled();
+        let &[b0, b1, ..] = filled else {
+            return None;
+        };
+        let masked = self.role == Role::Server;
+        if !matches!(b0, 0x81 | 0x82) || (b1 & 0x80 != 0) != masked {
+            return None;
+        }
+        let (at, len) = match b1 & 0x7f {
+            126 => match filled {
+                [_, _, hi, lo, ..] => (4, usize::from(u16::from_be_bytes([*hi, *lo]))),
+                _ => return None,
+            },
+            127 => return None,
+            len => (2, usize::from(len)),
+        };
+        let at = at + 4 * usize::from(masked);
+        let limits = &self.limits;
+        let fits = len <= self.buf.size && len <= limits.max_frame_size;
+        (fits && len <= limits.max_message_size && filled.len() >= at + len).then_some((at, len))
+    }
+
+    /// Delivers the frame [`Protocol::small_frame`] found, unmasked in place.
+    #[inline]
+    fn take_small_frame(
+        &mut self,
+        head: usize,
+        len: usize,
+    ) -> Result<Option<Event<()>>, ProtocolError> {
+        let start = self.buf.start;
+        let (text, at) = (self.buf.bytes[start] == 0x81, start + head);
+        if self.role == Role::Server {
+            let k = &self.buf.bytes[at - 4..at];
+            let key = [k[0], k[1], k[2], k[3]];
+            apply_mask(&mut self.buf.bytes[at..at + len], key, 0);
+        }
+        self.buf.consume(head + len);
+        check_text(text, &self.buf.bytes[at..at + len])?;
+        self.ready = Some(Ready::Inline { at, len, text });
+        Ok(Some(Event::Message(())))
     }
 
     /// Checks a frame header against the connection's state and limits, makes
@@ -1170,6 +1224,70 @@ mod tests {
                 limit: 10
             }
         );
+    }
+
+    #[test]
+    fn small_whole_frames_get_every_check_the_general_path_makes() {
+        // Each arrives whole in one read, which is the small-frame fast path's case.
+        let tight = Limits {
+            max_message_size: 4,
+            max_frame_size: 4,
+            ..Limits::default()
+        };
+        let err = run(
+            &mut Protocol::new(Role::Server, tight),
+            &client_frame(0x82, &[1; 5]),
+        );
+        assert!(
+            matches!(err, Err(ProtocolError::FrameTooBig { size: 5, .. })),
+            "{err:?}"
+        );
+        let cases: [(Vec<u8>, u16); 4] = [
+            (client_frame(0xc1, b"hi"), 1002),         // RSV1 without deflate
+            (client_frame(0x81, &[0xff, 0xfe]), 1007), // not UTF-8
+            (vec![0x81, 0x02, b'h', b'i'], 1002),      // unmasked, to a server
+            (client_frame(0x80, b"hi"), 1002),         // a continuation of nothing
+        ];
+        for (bytes, code) in cases {
+            let err = run(&mut server(), &bytes).unwrap_err();
+            assert_eq!(err.close_frame().code.0, code, "{err}");
+        }
+        // With a 16-bit length too.
+        let long = Limits {
+            max_frame_size: 299,
+            ..Limits::default()
+        };
+        let err = run(
+            &mut Protocol::new(Role::Server, long),
+            &client_frame(0x82, &[1; 300]),
+        );
+        assert!(
+            matches!(err, Err(ProtocolError::FrameTooBig { size: 300, .. })),
+            "{err:?}"
+        );
+        let ok = run(&mut server(), &client_frame(0x82, &[1; 300])).unwrap();
+        assert_eq!(ok, [Event::Message(Message::Binary(vec![1; 300]))]);
+        // A client gets unmasked frames, and refuses masked ones.
+        let mut client = Protocol::new(Role::Client, Limits::default());
+        assert_eq!(
+            run(&mut client, &[0x82, 0x01, 7]).unwrap(),
+            [Event::Message(Message::Binary(vec![7]))]
+        );
+        let err = run(
+            &mut Protocol::new(Role::Client, Limits::default()),
+            &client_frame(0x82, &[7]),
+        );
+        assert_eq!(err, Err(ProtocolError::MaskedFrame));
+        // Two whole frames in one read come out one at a time, both in place.
+        let mut two = client_frame(0x81, b"one");
+        two.extend(client_frame(0x82, b"two"));
+        let mut proto = server();
+        proto.feed(&two);
+        assert!(matches!(proto.poll(), Ok(Some(Event::Message(())))));
+        assert_eq!(proto.message_ref(), Some(MessageRef::Text("one")));
+        assert!(matches!(proto.poll(), Ok(Some(Event::Message(())))));
+        assert_eq!(proto.message_ref(), Some(MessageRef::Binary(b"two")));
+        assert_eq!(proto.poll(), Ok(None));
     }
 
     #[test]
