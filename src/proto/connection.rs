@@ -298,7 +298,9 @@ impl<O: Outlet> Connection<O> {
         if let Ok(payload) = close_payload(frame.code, &frame.reason) {
             let _ = self.send_frame(OpCode::Close, &payload);
         }
-        self.end = End::Failed(frame.code);
+        if self.end == End::Running {
+            self.end = End::Failed(frame.code);
+        }
         e
     }
 
@@ -457,7 +459,10 @@ impl<O: Outlet> Connection<O> {
             self.stalled_since = Some(now);
         }
         let why = self.expired_at(now, unacked)?;
-        self.end = End::Expired(why);
+        // The first ending is the one reported (a failure, then a write stall: the failure).
+        if self.end == End::Running {
+            self.end = End::Expired(why);
+        }
         match why {
             // Nothing can be written: shut down at once.
             Expired::SendStalled(_) => self.outbound.with(Outbound::write_failed),
@@ -532,7 +537,8 @@ impl<O: Outlet> Connection<O> {
         self.outbound.close_sent()
     }
 
-    /// The close code the connection failed or timed out with, if it did.
+    /// The close code the connection failed or timed out with, if it did:
+    /// the first of them, should both happen.
     pub fn failure(&self) -> Option<CloseCode> {
         match self.end {
             End::Running => None,

@@ -363,6 +363,23 @@ fn output_the_peer_never_takes_breaks_the_connection_at_the_write_timeout() {
 }
 
 #[test]
+fn a_failure_stays_the_reported_ending_when_a_deadline_passes_after_it() {
+    let server = Timeouts {
+        write: Some(10 * S),
+        ..Timeouts::default()
+    };
+    let mut pair = Pair::with_timeouts(server, Timeouts::default());
+    pair.to_client = false; // the client takes nothing: the close 1002 waits
+    pair.server.receive(&[0x81, 0x01, b'x']); // unmasked: 1002
+    let (_, server) = pair.run();
+    assert_eq!(server.error, Some(ProtocolError::UnmaskedFrame));
+    pair.advance(S);
+    assert_eq!(pair.advance(10 * S).1, Some(Expired::SendStalled(10 * S)));
+    assert!(pair.server.is_finished());
+    assert_eq!(pair.server.failure(), Some(CloseCode::PROTOCOL_ERROR));
+}
+
+#[test]
 fn a_write_that_fails_part_way_leaves_nothing_more_to_send() {
     let mut pair = Pair::new();
     pair.server.send_binary(&[1; 100]).unwrap();
