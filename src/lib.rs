@@ -34,7 +34,7 @@
 //! | --- | --- | --- |
 //! | server | [`Server`], [`Config`], [`hub`] | accept loop (TCP and Unix), a thread per client or an epoll event loop (Linux), limits, timeouts, shutdown, HTTP fallback, broadcast |
 //! | blocking | [`WebSocket`], [`Sender`], [`client`] | blocking `recv`/`send` over any stream; the client handshake |
-//! | sans-IO | [`proto`], [`http`] | [`Connection`]: both directions of a WebSocket as a state machine, deadlines with the time passed in; HTTP heads and the upgrade |
+//! | sans-IO | [`proto`], [`http`] | [`Connection`]: both directions of a WebSocket as a state machine, deadlines with the time passed in; HTTP heads, the upgrade, and a server connection's life around it ([`http::serve`]) |
 //! | pure | [`frame`], [`mask`], [`utf8`], [`deflate`] | functions and a codec over byte slices |
 //!
 //! ## Two connections talking in memory

@@ -4,10 +4,13 @@
 
 use super::config::{Config, HttpHook};
 use super::registry::Ctx;
+use crate::error::Error;
 use crate::frame::Role;
 use crate::http::{self, HandshakeError, Request, Response};
 use crate::proto::extensions::permessage_deflate::{negotiate, DeflateConfig, PerMessageDeflate};
+use std::io;
 use std::net::IpAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// permessage-deflate as the client offered it, if it did, and the answer.
@@ -84,6 +87,13 @@ pub(crate) fn route<'a, H>(
         protocol,
         deflate: deflate.map(|(deflate, _)| deflate),
     })))
+}
+
+/// Runs a user hook; a panic in it becomes an error for its client alone
+/// (answered with `500`), not the end of the thread that serves it.
+pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
+    panic::catch_unwind(AssertUnwindSafe(f))
+        .map_err(|_| Error::Io(io::Error::other("a callback panicked")))
 }
 
 /// `host` without a port: `[::1]:80` gives `::1`, `a.b:80` gives `a.b`.

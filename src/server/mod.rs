@@ -140,7 +140,8 @@ impl Server {
     }
 
     /// Vets each upgrade request before the `101`: return `Err(response)` to
-    /// refuse (say `Response::status(401)`), or pick a subprotocol.
+    /// refuse (say `Response::status(401)`), or pick a subprotocol. A panic
+    /// in it is answered with `500` and reported to `on_error`.
     pub fn on_upgrade(
         mut self,
         hook: impl Fn(&Request) -> Result<Accept, Response> + Send + Sync + 'static,
@@ -151,7 +152,8 @@ impl Server {
 
     /// Answers plain HTTP requests (those without `Upgrade: websocket`) on
     /// the same port, such as the page that opens the WebSocket. Without
-    /// this hook they get `400`.
+    /// this hook they get `400`; a panic in it is answered with `500` and
+    /// reported to `on_error`.
     pub fn on_http(mut self, hook: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
         self.on_http = Some(Arc::new(hook));
         self

@@ -1,17 +1,19 @@
 //! A thread per client: the accept loop, and each connection's thread
-//! from the request head to the linger after the close.
+//! driving its [`Lifecycle`] with blocking reads and writes, the
+//! WebSocket in between.
 
 use super::config::Handler;
-use super::lifecycle::{route, Refusal, Route};
+use super::lifecycle::{guard, route, Refusal, Route, Upgrade};
 use super::net::{Listener, Stream};
-use super::registry::{deregister, opened, refuse_busy, register, respond, Ctx, State};
-use crate::blocking::io::{is_timeout, read_request, write_all_vectored};
+use super::registry::{deregister, opened, refuse_busy, register, Ctx, State};
+use crate::blocking::io::{is_timeout, read_some};
 use crate::blocking::WebSocket;
 use crate::error::Error;
 use crate::frame::Role;
-use crate::http::{HandshakeError, Request};
+use crate::http::serve::{Lifecycle, Settings, Step};
+use crate::http::Response;
 use crate::message::CloseCode;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -63,64 +65,37 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// A connection thread: serve, report, close.
+/// A connection thread: the lifecycle from the request head to the end of
+/// the linger; errors are reported as they end the request or the WebSocket.
 fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
     let _slot = Slot {
         state: &ctx.state,
         id,
     };
-    if let Err(e) = serve_connection(&ctx, id, &stream) {
+    let config = &ctx.config;
+    let settings = Settings::new(
+        &config.limits,
+        config.max_body_size,
+        config.handshake_timeout,
+    );
+    let mut life = Lifecycle::new(settings, Instant::now());
+    let result = serve_connection(&ctx, id, &stream, &mut life);
+    life.close();
+    // The answer goes out before the report, then the linger.
+    finish(&mut life, &stream, false);
+    if let Err(e) = result {
         ctx.report(stream.peer_addr(), &e);
     }
-    linger_close(&stream);
+    finish(&mut life, &stream, true);
 }
 
-/// Closes the way RFC 6455 7.1.1 and HTTP want: half-close, then read what
-/// the client still sends until it closes too (briefly), so that our last
-/// bytes are not destroyed by a reset.
-fn linger_close(stream: &Stream) {
-    const LINGER: Duration = Duration::from_secs(2);
-    let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + LINGER;
-    let mut buf = [0u8; 2048];
-    let mut reader = stream.clone();
-    for _ in 0..512 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match reader.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Reads with one deadline over all reads: the handshake timeout.
-struct DeadlineReader {
-    stream: Stream,
-    deadline: Instant,
-}
-
-impl Read for DeadlineReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        self.stream.read(buf)
-    }
-}
-
-/// Sends the refusal for a handshake error and hands the error back.
-fn refuse(stream: &Stream, error: HandshakeError) -> Error {
-    respond(stream, &error.response());
-    Error::Handshake(error)
-}
-
-fn serve_connection(ctx: &Ctx<Box<Handler>>, id: u64, stream: &Stream) -> Result<(), Error> {
-    let Some(mut ws) = handshake(ctx, stream)? else {
+fn serve_connection(
+    ctx: &Ctx<Box<Handler>>,
+    id: u64,
+    stream: &Stream,
+    life: &mut Lifecycle,
+) -> Result<(), Error> {
+    let Some(mut ws) = handshake(ctx, stream, life)? else {
         return Ok(()); // a plain HTTP request or a refusal, answered
     };
     let sender = ws.sender()?;
@@ -132,48 +107,76 @@ fn serve_connection(ctx: &Ctx<Box<Handler>>, id: u64, stream: &Stream) -> Result
 }
 
 /// Reads the request and answers it: `Some` WebSocket once upgraded, `None`
-/// once a plain HTTP request or a refusal was answered.
+/// once a plain HTTP request or a refusal is answered (the answer is left
+/// in `life`'s output, for [`finish`]).
 ///
 /// Not inlined: its temporaries (an extension's state is kilobytes) stay
 /// off the stack while the handler runs, which is a page of memory per
 /// connection thread.
 #[inline(never)]
-fn handshake(ctx: &Ctx<Box<Handler>>, stream: &Stream) -> Result<Option<WebSocket<Stream>>, Error> {
+fn handshake(
+    ctx: &Ctx<Box<Handler>>,
+    stream: &Stream,
+    life: &mut Lifecycle,
+) -> Result<Option<WebSocket<Stream>>, Error> {
     let config = &ctx.config;
     stream.set_nodelay()?;
     stream.set_write_timeout(config.write_timeout)?;
-    let mut reader = DeadlineReader {
-        stream: stream.clone(),
-        deadline: Instant::now() + config.handshake_timeout,
-    };
-    let (mut request, rest) = match read_request(&mut reader, &config.limits) {
-        Ok(parsed) => parsed,
-        Err(Error::Handshake(e)) => return Err(refuse(stream, e)),
-        Err(Error::Io(e)) if is_timeout(&e) => return Err(refuse(stream, HandshakeError::Timeout)),
-        Err(e) => return Err(e),
-    };
-    let upgrade = match route(ctx, &request, stream.is_unix()) {
-        Ok(Route::Upgrade(upgrade)) => upgrade,
-        Ok(Route::Http(on_http)) => {
-            let body = match read_body(&mut reader, &request, rest, config.max_body_size) {
-                Ok(body) => body,
-                Err(Error::Handshake(e)) => return Err(refuse(stream, e)),
-                Err(Error::Io(e)) if is_timeout(&e) => {
-                    return Err(refuse(stream, HandshakeError::Timeout))
+    let mut on_http = None;
+    loop {
+        write_output(life, stream)?; // `100 Continue`
+        match life.poll() {
+            Step::Read => read(life, stream)?,
+            Step::Route(request) => match guard(|| route(ctx, request, stream.is_unix())) {
+                Ok(Ok(Route::Http(hook))) => {
+                    on_http = Some(hook);
+                    life.read_body()?;
                 }
-                Err(e) => return Err(e),
-            };
-            request.set_body(body);
-            respond(stream, &on_http(&request));
-            return Ok(None);
+                Ok(Ok(Route::Upgrade(upgrade))) => return open(ctx, stream, life, *upgrade),
+                Ok(Err(Refusal::Error(e))) => {
+                    life.refuse(&e);
+                    return Err(e.into());
+                }
+                Ok(Err(Refusal::Hook(response))) => {
+                    life.respond(&response);
+                    return Ok(None);
+                }
+                Err(panicked) => return Err(answer_500(life, panicked)),
+            },
+            Step::Answer(request) => {
+                let Some(hook) = on_http else {
+                    return Ok(None); // only a hook's route reads a body
+                };
+                match guard(|| hook(request)) {
+                    Ok(response) => life.respond(&response),
+                    Err(panicked) => return Err(answer_500(life, panicked)),
+                }
+                return Ok(None);
+            }
+            Step::Write | Step::Open | Step::ShutdownWrite | Step::Finished => return Ok(None),
         }
-        Err(Refusal::Error(e)) => return Err(refuse(stream, e)),
-        Err(Refusal::Hook(response)) => {
-            respond(stream, &response);
-            return Ok(None);
-        }
+    }
+}
+
+/// A hook panicked: the client gets `500`, and the panic is reported.
+fn answer_500(life: &mut Lifecycle, panicked: Error) -> Error {
+    life.respond(&Response::status(500));
+    panicked
+}
+
+/// Sends the `101` and hands the connection to a [`WebSocket`], with the
+/// bytes that came after the head.
+fn open(
+    ctx: &Ctx<Box<Handler>>,
+    stream: &Stream,
+    life: &mut Lifecycle,
+    upgrade: Upgrade,
+) -> Result<Option<WebSocket<Stream>>, Error> {
+    let config = &ctx.config;
+    let Some((request, rest)) = life.upgrade(upgrade.response) else {
+        return Ok(None);
     };
-    write_all_vectored(&mut stream.clone(), &upgrade.response, &[])?;
+    write_output(life, stream)?;
     let mut ws = WebSocket::from_raw(stream.clone(), Role::Server, config.limits, &rest);
     if let Some(deflate) = upgrade.deflate {
         ws.enable_deflate_boxed(deflate);
@@ -184,28 +187,59 @@ fn handshake(ctx: &Ctx<Box<Handler>>, stream: &Stream) -> Result<Option<WebSocke
     Ok(Some(ws))
 }
 
-/// Reads a plain request's body: `rest` (bytes that came with the head), then
-/// the remainder of `Content-Length`.
-fn read_body(
-    reader: &mut DeadlineReader,
-    request: &Request,
-    mut rest: Vec<u8>,
-    limit: usize,
-) -> Result<Vec<u8>, Error> {
-    let len = request.content_length()?;
-    if len > limit {
-        return Err(HandshakeError::BodyTooLarge { limit }.into());
+/// The closing phase: the last bytes out and the write side shut down,
+/// then (with `linger`) what the client still sends discarded until its end
+/// or the linger's (RFC 6455 7.1.1: the server closes first, and its last
+/// bytes are not destroyed by a reset). Errors here end it unreported: the
+/// exchange is over.
+fn finish(life: &mut Lifecycle, stream: &Stream, linger: bool) {
+    loop {
+        if write_output(life, stream).is_err() {
+            life.write_failed();
+        }
+        match life.poll() {
+            Step::ShutdownWrite => {
+                let _ = stream.shutdown(Shutdown::Write);
+                life.write_shut(Instant::now());
+            }
+            Step::Read if linger => {
+                if read(life, stream).is_err() {
+                    return;
+                }
+            }
+            _ => return,
+        }
     }
-    if rest.len() < len && request.headers().has_token("expect", "100-continue") {
-        reader.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+}
+
+/// Writes what `life` has queued, however many writes it takes.
+fn write_output(life: &mut Lifecycle, mut stream: &Stream) -> io::Result<()> {
+    while !life.output().is_empty() {
+        match stream.write(life.output()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => life.advance_output(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    let have = rest.len().min(len);
-    rest.resize(len, 0);
-    reader
-        .read_exact(&mut rest[have..])
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => Error::UnexpectedEof,
-            _ => Error::Io(e),
-        })?;
-    Ok(rest)
+    Ok(())
+}
+
+/// One read into `life`, waiting no later than its deadline; a refusal
+/// (`408` at the deadline, `431`, ...) comes back as the error to report.
+fn read(life: &mut Lifecycle, mut stream: &Stream) -> Result<(), Error> {
+    if let Some(deadline) = life.poll_timeout() {
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            return Ok(life.handle_timeout(now)?);
+        }
+        stream.set_read_timeout(Some(left))?;
+    }
+    match read_some(&mut stream, life.read_buf()) {
+        Ok(0) => life.receive_eof().map_err(|_| Error::UnexpectedEof),
+        Ok(n) => Ok(life.commit(n)?),
+        Err(e) if is_timeout(&e) => Ok(life.handle_timeout(Instant::now())?),
+        Err(e) => Err(e.into()),
+    }
 }
