@@ -1398,9 +1398,9 @@ fn a_handler_error_closes_its_client_and_is_reported(mode: Mode) {
     let mut bytes = frame(FIN | OP_TEXT, b"fail");
     bytes.extend_from_slice(&frame(FIN | OP_TEXT, b"never echoed"));
     c.write(&bytes);
-    // The event loop closes with 1011; a connection thread whose handler
-    // returned closes as for any return, with 1000.
-    c.expect_close(mode.pick(1000, 1011));
+    // Both modes close with 1011: the event loop once the callback fails,
+    // a connection thread once its handler returns the error.
+    c.expect_close(1011);
     wait_for("the error report", || !log.lock().unwrap().is_empty());
     let log = log.lock().unwrap().clone();
     assert_eq!(log.len(), 1, "{log:?}");
@@ -1410,21 +1410,6 @@ fn a_handler_error_closes_its_client_and_is_reported(mode: Mode) {
     running.shutdown();
 }
 
-/// How a client whose handler panicked ends: the event loop catches the
-/// panic and closes with 1011; a connection thread unwinds, and the
-/// connection just ends.
-fn expect_end_after_a_panic(mode: Mode, c: &mut RawClient) {
-    match mode {
-        Mode::Threaded => c.expect_tcp_closed(),
-        #[cfg(target_os = "linux")]
-        Mode::EventLoop => {
-            c.expect_close(1011);
-        }
-    }
-}
-
-// Off Linux only the threaded arm is left, which reads no error log.
-#[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
 fn a_panicking_handler_ends_only_its_own_client(mode: Mode) {
     // One loop thread, so a panic that took the thread down would take every client.
     let (server, log) = error_log(bind(Config {
@@ -1446,7 +1431,8 @@ fn a_panicking_handler_ends_only_its_own_client(mode: Mode) {
     let mut c = raw_open(addr);
     c.assert_echoes(b"fine");
     c.write(&frame(FIN | OP_TEXT, b"panic"));
-    expect_end_after_a_panic(mode, &mut c);
+    // Either mode catches the panic and closes with 1011.
+    c.expect_close(1011);
     drop(c);
     bystander.assert_echoes(b"unaffected");
     // A factory that panics: the upgrade went through, then the end.
@@ -1457,7 +1443,7 @@ fn a_panicking_handler_ends_only_its_own_client(mode: Mode) {
             .as_bytes(),
     );
     assert_eq!(c.read_response_head().status, 101);
-    expect_end_after_a_panic(mode, &mut c);
+    c.expect_close(1011);
     bystander.assert_echoes(b"still unaffected");
     assert_echo_within_a_second(addr);
     drop(c);
@@ -1465,18 +1451,14 @@ fn a_panicking_handler_ends_only_its_own_client(mode: Mode) {
     wait_for("the two slots to free", || {
         running.handle().connections() == 1
     });
-    match mode {
-        Mode::Threaded => {
-            let name = thread_name(mode, "panic");
-            wait_for("the two threads to end", || threads_named(&name) == 1);
-        }
-        #[cfg(target_os = "linux")]
-        Mode::EventLoop => {
-            let log = log.lock().unwrap().clone();
-            let panics = log.iter().filter(|e| e.contains("panicked")).count();
-            assert_eq!(panics, 2, "both panics reported: {log:?}");
-        }
+    if mode == Mode::Threaded {
+        let name = thread_name(mode, "panic");
+        wait_for("the two threads to end", || threads_named(&name) == 1);
     }
+    // Reported before the slot frees.
+    let log = log.lock().unwrap().clone();
+    let panics = log.iter().filter(|e| e.contains("panicked")).count();
+    assert_eq!(panics, 2, "both panics reported: {log:?}");
     drop(bystander);
     running.shutdown();
 }

@@ -496,7 +496,8 @@ impl Lifecycle {
     pub fn advance_output(&mut self, n: usize) {
         self.written = (self.written + n).min(self.out.len());
         if self.written == self.out.len() {
-            self.out.clear();
+            // Freed, not kept: a 101's buffer would stay for the WebSocket's life.
+            self.out = Vec::new();
             self.written = 0;
         }
     }

@@ -89,8 +89,9 @@ pub(crate) fn route<'a, H>(
     })))
 }
 
-/// Runs a user hook; a panic in it becomes an error for its client alone
-/// (answered with `500`), not the end of the thread that serves it.
+/// Runs a user hook or handler; a panic in it becomes an error for its
+/// client alone (answered with `500` before the upgrade, a close 1011
+/// after it), not the end of the thread that serves it.
 pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
     panic::catch_unwind(AssertUnwindSafe(f))
         .map_err(|_| Error::Io(io::Error::other("a callback panicked")))

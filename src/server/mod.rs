@@ -159,8 +159,9 @@ impl Server {
         self
     }
 
-    /// Receives every error: refused handshakes, failed connections, and
-    /// errors the handler returns.
+    /// Receives every error: refused handshakes, failed connections, errors
+    /// the handler returns, and panics in it or in a hook (as an
+    /// [`Error::Io`] saying "a callback panicked").
     pub fn on_error(mut self, hook: impl Fn(&Addr, &Error) + Send + Sync + 'static) -> Self {
         self.on_error = Some(Arc::new(hook));
         self
@@ -181,6 +182,13 @@ impl Server {
 
     /// Serves until [`ShutdownHandle::shutdown`] is called, running `handler`
     /// in a new thread for each WebSocket client.
+    ///
+    /// Once `handler` returns, the connection is closed if it is not yet:
+    /// with 1000 after `Ok`, with 1011 after an `Err`, which goes to
+    /// `on_error` (an error that only says the client went away, see
+    /// [`Error::is_disconnect`], gets 1000). A panic in `handler` is caught
+    /// and ends its client alone, as an error does: close 1011, reported to
+    /// `on_error`. (The default panic hook still prints the panic's message.)
     pub fn run(
         self,
         handler: impl Fn(WebSocket<Stream>) -> Result<(), Error> + Send + Sync + 'static,
@@ -203,7 +211,9 @@ impl Server {
     /// `factory` runs once per client, after the handshake, with the request
     /// and a [`Sender`]; it returns the callback that gets each of the
     /// client's messages, borrowed in place. Pings, pongs, closes, limits,
-    /// timeouts, the HTTP hooks and shutdown work as with [`Server::run`].
+    /// timeouts, the HTTP hooks and shutdown work as with [`Server::run`],
+    /// and so does the end of a client whose factory or callback fails or
+    /// panics: close 1011, reported to `on_error`.
     /// Callbacks run on the event-loop thread, so one that blocks stalls
     /// that thread's other clients: hand long work (and
     /// [`ShutdownHandle::shutdown`], which waits for clients) to another

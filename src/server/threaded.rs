@@ -100,9 +100,21 @@ fn serve_connection(
     };
     let sender = ws.sender()?;
     opened(&ctx.state, id, &sender);
-    let result = (ctx.handler)(ws);
-    // A handler that returns without closing still ends the connection cleanly.
-    let _ = sender.close(CloseCode::NORMAL, "");
+    // A panic is caught and becomes this client's error, reported as the
+    // event loop reports one: the thread still closes, lingers and frees
+    // the slot, and no other client notices.
+    let result = guard(|| (ctx.handler)(ws)).and_then(|returned| returned);
+    // However the handler ends, the connection is closed if it is not yet:
+    // with 1011 after an error or a panic, as the event loop does; with
+    // 1000 after `Ok`, or after an error that only says the peer went away
+    // (a read's end of stream passed on by `?`: the server did not fail).
+    // A close already sent (the handler's, or the connection's own on a
+    // protocol error or a timeout) makes this a no-op.
+    let code = match &result {
+        Err(e) if !e.is_disconnect() => CloseCode::INTERNAL_ERROR,
+        _ => CloseCode::NORMAL,
+    };
+    let _ = sender.close(code, "");
     result
 }
 
