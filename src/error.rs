@@ -206,14 +206,13 @@ mod tests {
 
     #[test]
     fn a_sans_io_protocol_error_converts_with_the_question_mark() {
-        use crate::frame::Role;
-        use crate::proto::inbound::Protocol;
-        fn poll(proto: &mut Protocol) -> Result<bool, Error> {
-            Ok(proto.poll()?.is_some())
+        use crate::proto::Connection;
+        fn poll(conn: &mut Connection) -> Result<bool, Error> {
+            Ok(conn.poll()?.is_some())
         }
-        let mut proto = Protocol::new(Role::Server, crate::Limits::default());
-        proto.feed(&[0x81, 0x00]); // unmasked, from a client
-        let e = poll(&mut proto).unwrap_err();
+        let mut conn = Connection::server(crate::Limits::default());
+        conn.receive(&[0x81, 0x00]); // unmasked, from a client
+        let e = poll(&mut conn).unwrap_err();
         assert!(
             matches!(e, Error::Protocol(ProtocolError::UnmaskedFrame)),
             "{e:?}"

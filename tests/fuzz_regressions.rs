@@ -8,7 +8,8 @@
 
 use stdws::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use stdws::mask::{apply_mask, apply_mask_reference};
-use stdws::proto::{Event, Protocol, ProtocolError, Role};
+use stdws::proto::__internal::inbound_memory;
+use stdws::proto::{Connection, Event, ProtocolError, Role};
 use stdws::{Limits, Message};
 
 const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -33,14 +34,33 @@ fn frame(fin: bool, opcode: OpCode, key: Option<[u8; 4]>, payload: &[u8]) -> Vec
     out
 }
 
-/// Asserts that the protocol is closed for good: no events, nowhere to read.
-fn assert_closed_forever(proto: &mut Protocol) {
+/// Asserts that the connection reads nothing more: no events, nowhere to read.
+fn assert_closed_forever(conn: &mut Connection) {
     for _ in 0..3 {
-        assert!(proto.is_closed());
-        assert_eq!(proto.next_event(), Ok(None));
-        assert!(proto.read_buf().is_empty());
-        assert_eq!(proto.feed(&frame(true, OpCode::Text, Some(KEY), b"x")), 0);
+        assert!(!conn.wants_read());
+        assert_eq!(conn.next_event(), Ok(None));
+        assert!(conn.read_buf().is_empty());
+        assert_eq!(conn.receive(&frame(true, OpCode::Text, Some(KEY), b"x")), 0);
     }
+}
+
+/// A receiving connection; a client's keys only mask its replies.
+fn receiver(role: Role, limits: Limits) -> Connection {
+    struct Keys;
+    impl stdws::proto::MaskKeys for Keys {
+        fn mask_key(&mut self) -> [u8; 4] {
+            KEY
+        }
+    }
+    match role {
+        Role::Server => Connection::server(limits),
+        Role::Client => Connection::client(limits, Box::new(Keys)),
+    }
+}
+
+/// The bytes a connection keeps for assembling messages.
+fn message_memory(conn: &Connection) -> usize {
+    inbound_memory(conn).0
 }
 
 /// Found by `mask` within seconds (input: 86 bytes of 0xff, so key ff ff ff ff
@@ -75,8 +95,8 @@ fn mask_reference_takes_any_offset() {
 fn protocol_is_closed_after_invalid_utf8_in_a_complete_text_message() {
     let mut stream = frame(true, OpCode::Text, Some(KEY), b"\xed\xa0\x80");
     stream.extend(frame(true, OpCode::Text, Some(KEY), b"late"));
-    let mut proto = Protocol::new(Role::Server, Limits::default());
-    assert_eq!(proto.feed(&stream), stream.len());
+    let mut proto = receiver(Role::Server, Limits::default());
+    assert_eq!(proto.receive(&stream), stream.len());
     assert_eq!(proto.next_event(), Err(ProtocolError::InvalidUtf8));
     assert_closed_forever(&mut proto);
 
@@ -85,8 +105,8 @@ fn protocol_is_closed_after_invalid_utf8_in_a_complete_text_message() {
     let mut stream = frame(false, OpCode::Text, Some(KEY), b"a\xe2");
     stream.extend(frame(true, OpCode::Continuation, Some(KEY), b"\x82"));
     stream.extend(frame(true, OpCode::Binary, Some(KEY), b"late"));
-    let mut proto = Protocol::new(Role::Server, Limits::default());
-    assert_eq!(proto.feed(&stream), stream.len());
+    let mut proto = receiver(Role::Server, Limits::default());
+    assert_eq!(proto.receive(&stream), stream.len());
     assert_eq!(proto.next_event(), Err(ProtocolError::InvalidUtf8));
     assert_closed_forever(&mut proto);
 }
@@ -125,7 +145,7 @@ fn fragments_never_grow_a_message_past_max_message_size() {
             stream.extend(frame(i + 1 == pieces.len(), opcode, None, &payload));
             expected.extend(payload);
         }
-        let mut proto = Protocol::new(Role::Client, limits);
+        let mut proto = receiver(Role::Client, limits);
         let mut rest = &stream[..];
         let mut events = Vec::new();
         loop {
@@ -133,19 +153,19 @@ fn fragments_never_grow_a_message_past_max_message_size() {
                 events.push(event);
             }
             assert!(
-                proto.message_memory() <= bound,
+                message_memory(&proto) <= bound,
                 "{} > {bound}",
-                proto.message_memory()
+                message_memory(&proto)
             );
             if rest.is_empty() {
                 break;
             }
-            let n = proto.feed(rest);
+            let n = proto.receive(rest);
             rest = &rest[n..];
             assert!(
-                proto.message_memory() <= bound,
+                message_memory(&proto) <= bound,
                 "{} > {bound}",
-                proto.message_memory()
+                message_memory(&proto)
             );
         }
         assert_eq!(events, vec![Event::Message(Message::Binary(expected))]);
@@ -158,14 +178,12 @@ fn deflate_error(stream: &[u8], limits: Limits, chunk: usize) -> ProtocolError {
     use stdws::proto::extensions::permessage_deflate::{
         AgreedParams, DeflateConfig, PerMessageDeflate,
     };
-    let mut proto = Protocol::new(Role::Server, limits);
-    let (_, inflate) = PerMessageDeflate::new(
+    let mut proto = receiver(Role::Server, limits);
+    proto.enable_deflate(PerMessageDeflate::new(
         Role::Server,
         &AgreedParams::default(),
         &DeflateConfig::default(),
-    )
-    .split();
-    proto.enable_deflate(inflate);
+    ));
     let mut rest = stream;
     loop {
         match proto.next_event() {
@@ -258,6 +276,9 @@ fn invalid_text_before_the_inflated_limit_is_reported_first_however_read() {
 /// buffer from its start, and `read_buf()` is then empty on an open
 /// protocol: nothing more can be read. A `WebSocket` reads into that empty
 /// slice, gets 0 and reports `UnexpectedEof`: a healthy peer dropped.
+/// The same holds for leftovers handed to a `Connection` in place
+/// (`Connection::input`), whose unparsed tail is kept in a buffer sized to
+/// fit it: the next read must still find room.
 #[test]
 fn bytes_received_with_the_handshake_always_leave_room_to_read() {
     let mut stream = frame(true, OpCode::Text, None, b"Hello, world");
@@ -268,18 +289,20 @@ fn bytes_received_with_the_handshake_always_leave_room_to_read() {
             read_buffer_size,
             ..Limits::default()
         };
-        let mut whole = Protocol::new(Role::Client, limits);
+        let mut whole = receiver(Role::Client, limits);
         let mut expected = Vec::new();
         let mut rest = &stream[..];
         while !rest.is_empty() {
-            rest = &rest[whole.feed(rest)..];
+            rest = &rest[whole.receive(rest)..];
             while let Some(event) = whole.next_event().unwrap() {
                 expected.push(event);
             }
         }
         assert_eq!(expected.len(), 3);
         for early in 0..stream.len() {
-            let mut proto = Protocol::with_received(Role::Client, limits, &stream[..early]);
+            let mut proto = receiver(Role::Client, limits);
+            let mut leftovers = stream[..early].to_vec();
+            drop(proto.input(&mut leftovers)); // kept, events not taken yet
             let mut events = Vec::new();
             let mut rest = &stream[early..];
             loop {
@@ -289,7 +312,7 @@ fn bytes_received_with_the_handshake_always_leave_room_to_read() {
                 if rest.is_empty() {
                     break;
                 }
-                let n = proto.feed(rest);
+                let n = proto.receive(rest);
                 assert!(
                     n > 0,
                     "read_buffer_size {read_buffer_size}, {early} bytes early: no room to read"

@@ -1,4 +1,4 @@
-//! A deterministic stress test of the sans-IO `Protocol`: the `protocol` and
+//! A deterministic stress test of the sans-IO receiver (a `Connection`): the `protocol` and
 //! `roundtrip` fuzz properties on stable Rust, with no fuzzer.
 //!
 //! A seeded SplitMix64 generator builds thousands of byte streams: valid and
@@ -15,6 +15,8 @@
 //!   an error, nothing more, ever;
 //! * events and error equal those of a naive whole-stream reference decoder,
 //!   for random read sizes and for one big read;
+//! * the same chunks handed over in place (`Connection::input`), or in
+//!   place and read in turn, give the same events, error and replies;
 //! * roundtrip: messages sent by a well-behaved peer (fragmented anywhere,
 //!   pings and pongs between fragments, default or exactly-tight limits) come
 //!   out unchanged and in order.
@@ -464,7 +466,6 @@ fn random_streams_with_deflate_keep_every_invariant_however_read() {
     use stdws::proto::extensions::permessage_deflate::{
         AgreedParams, DeflateConfig, PerMessageDeflate,
     };
-    use stdws::proto::Protocol;
     let seed = env_or("STDWS_STRESS_SEED", 0x5eed_0003);
     let mut rng = Rng(seed);
     let mut delivered = 0;
@@ -497,11 +498,13 @@ fn random_streams_with_deflate_keep_every_invariant_however_read() {
         }
         let chunks = rng.chunks();
         let deflating = || {
-            let mut proto = Protocol::new(role, limits);
-            let params =
-                PerMessageDeflate::new(role, &AgreedParams::default(), &DeflateConfig::default());
-            proto.enable_deflate(params.split().1);
-            proto
+            let mut conn = harness::receiver(role, limits);
+            conn.enable_deflate(PerMessageDeflate::new(
+                role,
+                &AgreedParams::default(),
+                &DeflateConfig::default(),
+            ));
+            conn
         };
         let context = format!("seed {seed:#x} case {case}: {role:?} {limits:?} chunks {chunks:?}");
         let (chunked, whole) = std::panic::catch_unwind(|| {

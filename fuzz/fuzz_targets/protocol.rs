@@ -1,5 +1,5 @@
-//! `protocol`: the sans-IO `Protocol` (either role, small arbitrary limits)
-//! fed an arbitrary byte stream in arbitrary read sizes.
+//! `protocol`: the sans-IO receiver, a `Connection` (either role, small
+//! arbitrary limits), fed an arbitrary byte stream in arbitrary read sizes.
 //!
 //! The input is either raw wire bytes or a structured list of frames with
 //! fuzzed fields (any FIN/RSV/opcode byte, masked correctly, wrongly or not
@@ -19,7 +19,11 @@
 //! * the events and the error are exactly those of the naive whole-stream
 //!   reference decoder, for the fuzzed read sizes and for one big read: the
 //!   incremental machinery (buffers, direct reads into messages, fail-fast
-//!   UTF-8) changes nothing observable.
+//!   UTF-8) changes nothing observable;
+//! * the same chunks handed over in place (`Connection::input`, parsed in
+//!   the caller's buffer, only a frame's tail kept), or in place and read in
+//!   turn, give exactly the events, error and replies (pongs, close frames)
+//!   of `read_buf`/`commit`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,4 +1,4 @@
-//! `protocol_deflate`: the sans-IO `Protocol` with permessage-deflate
+//! `protocol_deflate`: the sans-IO receiver (a `Connection`) with permessage-deflate
 //! negotiated (RSV1 marks compressed messages), fed an arbitrary byte stream
 //! in arbitrary read sizes; the input format is `protocol`'s.
 //!
@@ -9,26 +9,28 @@
 //!   inflate (the limit applies to the inflated size, as it grows), and
 //!   `memory_held()` within that plus the read buffer and the inflater's window;
 //! * the outcome (events and error) is the same for the fuzzed read sizes as
-//!   for one big read: inflating is independent of how the bytes arrive.
+//!   for one big read, and for the same sizes handed over in place
+//!   (`Connection::input`): inflating is independent of how the bytes arrive.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use stdws::proto::extensions::permessage_deflate::{
     AgreedParams, DeflateConfig, PerMessageDeflate,
 };
-use stdws::proto::Protocol;
-use stdws_fuzz::harness::{drive_protocol, INFLATE_MEMORY};
+use stdws_fuzz::harness::{drive_protocol, drive_with, receiver, Feed, INFLATE_MEMORY};
 use stdws_fuzz::protocol_input;
 
 fuzz_target!(|data: &[u8]| {
     let input = protocol_input(data);
     let deflating = || {
-        let mut proto = Protocol::new(input.role, input.limits);
+        let mut conn = receiver(input.role, input.limits);
         let agreed = AgreedParams::default();
-        let (_, inflate) =
-            PerMessageDeflate::new(input.role, &agreed, &DeflateConfig::default()).split();
-        proto.enable_deflate(inflate);
-        proto
+        conn.enable_deflate(PerMessageDeflate::new(
+            input.role,
+            &agreed,
+            &DeflateConfig::default(),
+        ));
+        conn
     };
     let chunked = drive_protocol(
         deflating(),
@@ -47,5 +49,18 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(
         chunked, whole,
         "the outcome depends on how the bytes arrive"
+    );
+    let in_place = drive_with(
+        deflating(),
+        input.limits,
+        INFLATE_MEMORY,
+        &[],
+        &input.stream,
+        &input.chunks,
+        Feed::InPlace,
+    );
+    assert_eq!(
+        in_place.outcome, chunked,
+        "the outcome depends on whether the bytes are lent"
     );
 });

@@ -1,19 +1,20 @@
 //! `received`: frames that arrive with the opening handshake. A peer may
 //! send its first frames in the same packet as its upgrade request (or a
 //! server right behind its 101), so the read that completes the HTTP head
-//! can carry any part of the frame stream; `Protocol::with_received` and
-//! `WebSocket::from_raw` start from those bytes. However the stream is split
-//! between that read and the later ones, nothing may change.
+//! can carry any part of the frame stream; a driver hands those bytes to its
+//! `Connection` in place (`Connection::input`), and `WebSocket::from_raw`
+//! starts from them. However the stream is split between that read and the
+//! later ones, nothing may change.
 //!
 //! Input: a `u16` LE split, then the `protocol` target's input (role, small
 //! limits, read sizes, raw or structured stream: `stdws_fuzz::protocol_input`).
 //!
 //! Checked, each against the naive reference decoder reading the whole
 //! stream at once (`stdws_fuzz::harness::reference_decode`):
-//! * `Protocol::with_received` given the first `split % (len + 1)` bytes,
-//!   then fed the rest in the fuzzed read sizes: exactly the reference's
+//! * a `Connection` handed the first `split % (len + 1)` bytes in place,
+//!   then read the rest in the fuzzed read sizes: exactly the reference's
 //!   events and error, with every `protocol` invariant (memory within the
-//!   bound plus the bytes received with the handshake);
+//!   bound: only a frame's tail is kept from the bytes handed over);
 //! * `WebSocket` over an in-memory stream, as a server through
 //!   `accept_with_limits` (the request head and the frames in one stream; the
 //!   read that completes the head brings `split` bytes of frames along, later
@@ -27,9 +28,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::io::{self, Read, Write};
-use stdws::proto::{Event, Protocol, Role};
+use stdws::proto::{Event, Role};
 use stdws::{CloseFrame, Error, Limits, Message, WebSocket};
-use stdws_fuzz::harness::{drive_protocol, reference_decode, Outcome};
+use stdws_fuzz::harness::{drive_with, receiver, reference_decode, Feed, Outcome};
 use stdws_fuzz::{protocol_input, Cursor};
 
 /// A client's upgrade request (RFC 6455 section 1.3, trimmed to what a
@@ -160,12 +161,13 @@ fuzz_target!(|data: &[u8]| {
     let (role, limits, stream, chunks) = (input.role, input.limits, &input.stream, &input.chunks);
     let expected = reference_decode(role, &limits, stream);
 
-    // The sans-IO receiver, started with the first `early` bytes.
+    // The sans-IO receiver, handed the first `early` bytes in place.
     let early = split % (stream.len() + 1);
-    let proto = Protocol::with_received(role, limits, &stream[..early]);
-    let got = drive_protocol(proto, limits, early, &stream[early..], chunks);
+    let (received, rest) = stream.split_at(early);
+    let conn = receiver(role, limits);
+    let got = drive_with(conn, limits, 0, received, rest, chunks, Feed::ReadBuf);
     assert_eq!(
-        got, expected,
+        got.outcome, expected,
         "with {early} bytes received with the handshake"
     );
 

@@ -1,5 +1,5 @@
 //! `roundtrip`: messages encoded as a well-behaved peer sends them come out of
-//! `Protocol` unchanged and in order.
+//! a receiving `Connection` unchanged and in order.
 //!
 //! The sender is `stdws`'s own, as a `Connection` sends: `Outbound::encode`
 //! for each frame (header and body written out directly), a close with a

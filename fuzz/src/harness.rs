@@ -8,10 +8,11 @@
 //!   RFC 6455 and the documented rules of `stdws::proto`. It sees the whole
 //!   byte stream at once and decodes it front to back, with no buffers, no
 //!   state machine and no incremental UTF-8 validation. It is the oracle the
-//!   real, incremental [`Protocol`] is compared with.
-//! * [`drive`]: feeds a stream to a real [`Protocol`] through `read_buf` and
-//!   `commit` in the given chunk sizes, checking the protocol's invariants
-//!   after every call (see [`drive`] for the list).
+//!   real, incremental receiver (a `Connection`) is compared with.
+//! * [`drive`]: feeds a stream to a real receiver through `read_buf` and
+//!   `commit` in the given chunk sizes, checking its invariants after every
+//!   call (see [`drive`] for the list); [`drive_with`] hands the chunks over
+//!   in place (`Connection::input`) instead, or both ways in turn.
 //! * Encoders: [`encode_frame`] (independent of `stdws`, can lie about lengths
 //!   and masks) for the protocol target, and [`encode_items`] (through
 //!   `stdws`'s own sender, [`Outbound`], exactly as a `Connection` sends) for
@@ -23,9 +24,9 @@
 
 use stdws::frame::{OpCode, MAX_HEADER_LEN};
 use stdws::mask::apply_mask_reference;
+use stdws::proto::__internal::{inbound_memory, READ_BUFFER_MAX};
 use stdws::proto::{
-    ControlPayload, Event, MaskKeys, Outbound, Payload, Protocol, ProtocolError, Role,
-    READ_BUFFER_MAX,
+    Connection, ControlPayload, Event, MaskKeys, Outbound, Payload, ProtocolError, Role,
 };
 use stdws::{CloseCode, CloseFrame, Limits, Message};
 
@@ -40,7 +41,7 @@ pub struct Outcome {
     pub error: Option<ProtocolError>,
 }
 
-/// The most a `Protocol`'s read buffer may hold, as `stdws::proto`
+/// The most a receiver's read buffer may hold, as `stdws::proto`
 /// documents it: the configured `read_buffer_size` (never less than the
 /// longest frame header, 14 bytes, so a header always fits), grown under
 /// pipelined reads up to `READ_BUFFER_MAX` (64 KiB) if that is larger.
@@ -51,9 +52,9 @@ pub fn read_buffer_bound(limits: &Limits) -> usize {
         .max(READ_BUFFER_MAX)
 }
 
-/// The memory a `Protocol` may hold: `message_memory()` is checked against
+/// The memory a receiver may hold: its message memory is checked against
 /// `max_message_size` exactly (a message buffer must never be over-allocated
-/// past the limit), and `memory_held()` against that plus
+/// past the limit), and all of its receiving half's memory against that plus
 /// [`read_buffer_bound`]. Nothing else is allowed.
 pub fn memory_bound(limits: &Limits) -> usize {
     limits.max_message_size + read_buffer_bound(limits)
@@ -64,14 +65,14 @@ pub fn memory_bound(limits: &Limits) -> usize {
 /// slack, as the `deflate` module documents.
 pub const INFLATE_MEMORY: usize = 64 << 10;
 
-fn check_memory(proto: &Protocol, limits: &Limits, extra: usize) {
-    let message = proto.message_memory();
+fn check_memory(conn: &Connection, limits: &Limits, extra: usize) {
+    let (message, held) = inbound_memory(conn);
     assert!(
         message <= limits.max_message_size,
         "message_memory {message} > max_message_size {}",
         limits.max_message_size
     );
-    let (held, bound) = (proto.memory_held(), memory_bound(limits) + extra);
+    let bound = memory_bound(limits) + extra;
     assert!(held <= bound, "memory_held {held} > bound {bound}");
 }
 
@@ -293,17 +294,17 @@ fn reference_decode_into(
 // ---------------------------------------------------------------------------
 
 /// After a close or an error: nothing more, ever. Checked several times, with
-/// bytes offered in between, because "forever" is the property.
-fn assert_closed_forever(proto: &mut Protocol) {
+/// bytes offered in between (read, copied and lent), because "forever" is the
+/// property.
+fn assert_closed_forever(conn: &mut Connection) {
     for _ in 0..3 {
-        assert!(proto.is_closed(), "not closed after a close or an error");
-        assert_eq!(proto.next_event(), Ok(None), "event after close/error");
-        assert!(
-            proto.read_buf().is_empty(),
-            "read_buf not empty when closed"
-        );
-        proto.commit(0);
-        assert_eq!(proto.feed(&[0x81, 0x80, 0, 0, 0, 0]), 0, "fed when closed");
+        assert!(!conn.wants_read(), "reading after a close or an error");
+        assert_eq!(conn.next_event(), Ok(None), "event after close/error");
+        assert!(conn.read_buf().is_empty(), "read_buf not empty when closed");
+        conn.commit(0);
+        let mut frame = [0x81, 0x80, 0, 0, 0, 0];
+        assert_eq!(conn.receive(&frame), 0, "received when closed");
+        assert_eq!(conn.input(&mut frame).poll(), Ok(None), "input when closed");
     }
 }
 
@@ -325,106 +326,231 @@ fn check_event(event: &Event) {
     }
 }
 
-/// Feeds `stream` to a fresh `Protocol` through `read_buf`/`commit`, reading
+/// Checks an error on its own: its close code, and its close frame.
+fn check_error(error: &ProtocolError) {
+    let code = error.close_code().0;
+    assert!(
+        matches!(code, 1002 | 1007 | 1009),
+        "{error:?} closes with {code}"
+    );
+    let frame = error.close_frame();
+    assert_eq!(frame.code.0, code);
+    assert!(frame.reason.len() <= 123);
+}
+
+/// How a driver hands the receiver its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// `read_buf` and `commit`: read straight into the connection's buffers.
+    ReadBuf,
+    /// `input`: each chunk in a buffer of the caller's, parsed in place.
+    InPlace,
+    /// The two in turn, chunk by chunk, starting in place.
+    Mixed,
+}
+
+/// Masking keys for a client receiver's own frames (pongs, close replies).
+struct FixedKeys;
+
+impl MaskKeys for FixedKeys {
+    fn mask_key(&mut self) -> [u8; 4] {
+        [0x11, 0x22, 0x33, 0x44]
+    }
+}
+
+/// A receiver for `role`: a [`Connection`], as users have it.
+pub fn receiver(role: Role, limits: Limits) -> Connection {
+    match role {
+        Role::Server => Connection::server(limits),
+        Role::Client => Connection::client(limits, Box::new(FixedKeys)),
+    }
+}
+
+/// What the connection queued (pongs, close frames), taken out as a driver
+/// writes it.
+fn take_output(conn: &mut Connection, replies: &mut Vec<u8>) {
+    while conn.pending_output() > 0 {
+        let mut slices = [&[][..]; 4];
+        let n = conn.output(&mut slices);
+        let before = replies.len();
+        for slice in &slices[..n] {
+            replies.extend_from_slice(slice);
+        }
+        assert!(
+            replies.len() > before,
+            "output gave nothing with bytes pending"
+        );
+        conn.advance_output(replies.len() - before);
+    }
+}
+
+/// How taking events ended.
+enum After {
+    /// More bytes are needed.
+    More,
+    /// The peer's close arrived, or the connection failed.
+    End(Option<ProtocolError>),
+}
+
+/// Takes events from `next` until it wants more bytes or the connection
+/// ends, checking each.
+fn take_events(
+    events: &mut Vec<Event>,
+    mut next: impl FnMut() -> Result<Option<Event>, ProtocolError>,
+) -> After {
+    loop {
+        match next() {
+            Ok(Some(event)) => {
+                check_event(&event);
+                let closing = matches!(event, Event::Close(_));
+                events.push(event);
+                if closing {
+                    return After::End(None);
+                }
+            }
+            Ok(None) => return After::More,
+            Err(error) => {
+                check_error(&error);
+                return After::End(Some(error));
+            }
+        }
+    }
+}
+
+/// What a real receiver made of a stream: the [`Outcome`], and the bytes
+/// it queued in reply (pongs, the close echo or the failure's close frame).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Driven {
+    /// The events and the error.
+    pub outcome: Outcome,
+    /// Every byte it queued to send.
+    pub replies: Vec<u8>,
+}
+
+/// Feeds `stream` to a fresh receiver through `read_buf`/`commit`, reading
 /// at most `chunks[i]` bytes each time, and takes every event.
 ///
 /// Invariants asserted on the way:
 /// * no panic (implicitly);
-/// * `message_memory()` never exceeds `max_message_size` and `memory_held()`
-///   never exceeds [`memory_bound`], checked after every call;
-/// * once `next_event` returns `Ok(None)` on an open protocol, `read_buf` is
-///   not empty (a reader can always make progress: no deadlock);
+/// * `message_memory` never exceeds `max_message_size` and the receiving
+///   half's memory never exceeds [`memory_bound`], checked after every call;
+/// * once `next_event` returns `Ok(None)` on an open connection, `read_buf`
+///   is not empty (a reader can always make progress: no deadlock);
 /// * every event passes `check_event` (text is UTF-8, control payloads fit);
 /// * every error's close code is 1002, 1007 or 1009, and its close frame
 ///   carries that code and a reason that fits a control frame;
-/// * after an `Event::Close` or an error the protocol stays closed: no event,
-///   an empty `read_buf`, `feed` takes nothing.
+/// * after an `Event::Close` or an error the connection reads nothing more:
+///   no event, an empty `read_buf`, `receive` and `input` take nothing.
 pub fn drive(role: Role, limits: Limits, stream: &[u8], chunks: &[usize]) -> Outcome {
-    drive_protocol(Protocol::new(role, limits), limits, 0, stream, chunks)
+    drive_protocol(receiver(role, limits), limits, 0, stream, chunks)
 }
 
 /// [`drive`] for a receiver prepared by the caller, such as one with
 /// permessage-deflate enabled; `extra` is the memory it may hold beyond
 /// [`memory_bound`] ([`INFLATE_MEMORY`] for an inflater).
 pub fn drive_protocol(
-    mut proto: Protocol,
+    conn: Connection,
     limits: Limits,
     extra: usize,
     stream: &[u8],
     chunks: &[usize],
 ) -> Outcome {
+    drive_with(conn, limits, extra, &[], stream, chunks, Feed::ReadBuf).outcome
+}
+
+/// [`drive_protocol`] with the bytes handed over as `feed` says, after
+/// `received` (bytes that came with the handshake) handed over in place.
+pub fn drive_with(
+    mut conn: Connection,
+    limits: Limits,
+    extra: usize,
+    received: &[u8],
+    stream: &[u8],
+    chunks: &[usize],
+    feed: Feed,
+) -> Driven {
     let mut events = Vec::new();
+    let mut replies = Vec::new();
     let mut pos = 0;
     let mut next_chunk = chunks.iter().copied().cycle();
+    let mut in_place = feed != Feed::ReadBuf;
+    let mut lent = Some(received.to_vec()).filter(|r| !r.is_empty());
     loop {
-        // Take every event the bytes so far make.
-        loop {
-            let event = proto.next_event();
-            check_memory(&proto, &limits, extra);
-            let message = proto.message_memory();
-            let max = limits.max_message_size;
-            assert!(
-                message <= max,
-                "message_memory {message} > max_message_size {max}"
-            );
-            match event {
-                Ok(Some(event)) => {
-                    check_event(&event);
-                    let closing = matches!(event, Event::Close(_));
-                    events.push(event);
-                    if closing {
-                        assert_closed_forever(&mut proto);
-                        return Outcome {
-                            events,
-                            error: None,
-                        };
-                    }
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    let code = error.close_code().0;
-                    assert!(
-                        matches!(code, 1002 | 1007 | 1009),
-                        "{error:?} closes with {code}"
-                    );
-                    let frame = error.close_frame();
-                    assert_eq!(frame.code.0, code);
-                    assert!(frame.reason.len() <= 123);
-                    assert_closed_forever(&mut proto);
-                    return Outcome {
-                        events,
-                        error: Some(error),
-                    };
-                }
+        let after = match lent.take() {
+            // Bytes in a buffer of ours, lent to the connection.
+            Some(mut piece) => {
+                let mut input = conn.input(&mut piece);
+                let after = take_events(&mut events, || input.next_event());
+                drop(input);
+                check_memory(&conn, &limits, extra);
+                after
             }
-        }
-        assert!(!proto.is_closed(), "closed without a close event or error");
-        if pos == stream.len() {
-            return Outcome {
-                events,
-                error: None,
+            // Take every event the bytes read so far make.
+            None => take_events(&mut events, || {
+                let event = conn.next_event();
+                check_memory(&conn, &limits, extra);
+                event
+            }),
+        };
+        take_output(&mut conn, &mut replies);
+        if let After::End(error) = after {
+            assert_closed_forever(&mut conn);
+            take_output(&mut conn, &mut replies);
+            check_memory(&conn, &limits, extra);
+            return Driven {
+                outcome: Outcome { events, error },
+                replies,
             };
         }
-        // Read the next chunk.
+        assert!(conn.wants_read(), "closed without a close event or error");
+        if pos == stream.len() {
+            return Driven {
+                outcome: Outcome {
+                    events,
+                    error: None,
+                },
+                replies,
+            };
+        }
         let want = next_chunk.next().unwrap_or(usize::MAX).max(1);
-        let buf = proto.read_buf();
-        assert!(!buf.is_empty(), "no room to read after draining events");
-        let n = buf.len().min(want).min(stream.len() - pos);
-        buf[..n].copy_from_slice(&stream[pos..pos + n]);
-        proto.commit(n);
-        pos += n;
-        check_memory(&proto, &limits, extra);
+        if in_place {
+            // The next chunk, lent in place on the next turn.
+            let n = want.min(stream.len() - pos);
+            lent = Some(stream[pos..pos + n].to_vec());
+            pos += n;
+        } else {
+            // Read the next chunk.
+            let buf = conn.read_buf();
+            assert!(!buf.is_empty(), "no room to read after draining events");
+            let n = buf.len().min(want).min(stream.len() - pos);
+            buf[..n].copy_from_slice(&stream[pos..pos + n]);
+            conn.commit(n);
+            pos += n;
+            check_memory(&conn, &limits, extra);
+        }
+        if feed == Feed::Mixed {
+            in_place = !in_place;
+        }
     }
 }
 
 /// The full protocol property: the real receiver, fed `stream` in `chunks`
 /// and also all at once, keeps its invariants ([`drive`]) and agrees exactly
 /// with [`reference_decode`]: same events, same error. So the outcome cannot
-/// depend on how the bytes were split into reads.
+/// depend on how the bytes were split into reads. Handed the same chunks in
+/// place (`Connection::input`), or in place and read in turn, it gives the
+/// same events, error and replies as through `read_buf`/`commit`.
 pub fn check_protocol(role: Role, limits: Limits, stream: &[u8], chunks: &[usize]) -> Outcome {
     let expected = reference_decode(role, &limits, stream);
-    let got = drive(role, limits, stream, chunks);
-    assert_eq!(got, expected, "chunked decode differs from the reference");
+    let driven = |feed| drive_with(receiver(role, limits), limits, 0, &[], stream, chunks, feed);
+    let read = driven(Feed::ReadBuf);
+    assert_eq!(
+        read.outcome, expected,
+        "chunked decode differs from the reference"
+    );
+    for feed in [Feed::InPlace, Feed::Mixed] {
+        assert_eq!(driven(feed), read, "{feed:?} differs from read_buf/commit");
+    }
     if !chunks.is_empty() {
         let whole = drive(role, limits, stream, &[]);
         assert_eq!(whole, expected, "whole decode differs from the reference");

@@ -10,7 +10,7 @@
 
 use super::error::{ProtocolError, SendError};
 use super::extensions::permessage_deflate::PerMessageDeflate;
-use super::inbound::{Event, Protocol};
+use super::inbound::{Event, Lent, Protocol};
 use super::outbound::{close_payload, MaskKeys, Outbound, Payload};
 use super::timers::{Expired, Keepalive, SendQueue, TimerAction, Timers};
 use crate::frame::{OpCode, Role};
@@ -143,7 +143,7 @@ impl Connection {
 impl<O: Outlet> Connection<O> {
     /// A connection from its two halves: for a driver that keeps the
     /// sending half where other threads can reach it.
-    pub fn from_parts(inbound: Protocol, outbound: O) -> Self {
+    pub(crate) fn from_parts(inbound: Protocol, outbound: O) -> Self {
         Connection {
             inbound,
             outbound,
@@ -195,13 +195,53 @@ impl<O: Outlet> Connection<O> {
         self.inbound.commit(n);
     }
 
-    /// Copies bytes read into a buffer of the caller's (a loop-wide one,
-    /// say) into the connection, as many as fit; returns how many. Call it
-    /// again with the rest after taking the events.
+    /// Copies bytes read into a buffer of the caller's into the connection,
+    /// as many as fit; returns how many. Call it again with the rest after
+    /// taking the events. [`Connection::input`] parses them in place instead.
     pub fn receive(&mut self, bytes: &[u8]) -> usize {
         let n = self.inbound.feed(bytes);
         self.heard |= n > 0;
         n
+    }
+
+    /// Hands the connection bytes that sit in a buffer of the caller's (a
+    /// loop-wide read buffer, say), to be parsed where they lie: the
+    /// returned [`Input`] gives the events, as [`Connection::poll`] does,
+    /// with small messages lent straight from `bytes` (unmasked there).
+    /// When it is dropped, only what is left unparsed (the start of a frame)
+    /// is copied into the connection; between frames it holds no read buffer.
+    ///
+    /// ```
+    /// use stdws::proto::{Connection, Event};
+    /// use stdws::MessageRef;
+    /// let mut server = Connection::server(Default::default());
+    /// // One read into a loop-wide buffer: a masked "Hello" (RFC 6455 5.7),
+    /// // then the first 3 bytes of a ping's 6-byte header.
+    /// let mut buf = [0u8; 4096];
+    /// let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58, 0x89, 0x80, 0];
+    /// buf[..wire.len()].copy_from_slice(&wire);
+    /// let mut input = server.input(&mut buf[..wire.len()]);
+    /// assert_eq!(input.poll(), Ok(Some(Event::Message(()))));
+    /// assert_eq!(input.message_ref(), Some(MessageRef::Text("Hello"))); // in `buf`
+    /// assert_eq!(input.poll(), Ok(None));
+    /// drop(input); // the connection keeps the 3 bytes
+    ///
+    /// let mut buf = [0u8; 3]; // the next read: the rest of the ping
+    /// let mut input = server.input(&mut buf);
+    /// assert!(matches!(input.poll(), Ok(Some(Event::Ping(_))))); // answered
+    /// assert_eq!(input.poll(), Ok(None));
+    /// drop(input);
+    /// let mut out = [&[][..]; 4];
+    /// let n = server.output(&mut out);
+    /// assert_eq!(out[..n].concat(), [0x8a, 0x00]); // the pong
+    /// assert!(server.memory_held() < 64); // its queue, and no read buffer
+    /// ```
+    pub fn input<'c, 'b>(&'c mut self, bytes: &'b mut [u8]) -> Input<'c, 'b, O> {
+        self.heard |= !bytes.is_empty();
+        Input {
+            conn: self,
+            lent: Lent::new(bytes),
+        }
     }
 
     /// Bytes from the peer arrived at `now`: it is alive. A driver that
@@ -231,12 +271,19 @@ impl<O: Outlet> Connection<O> {
     /// An error fails the connection: the close frame with its code is
     /// queued, and nothing more is read.
     pub fn poll(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
-        Ok(match self.step()? {
-            Step::Wait => None,
-            Step::Message => Some(Event::Message(())),
-            Step::Ping => Some(Event::Ping(self.inbound.control())),
-            Step::Pong => Some(Event::Pong(self.inbound.control())),
-            Step::Close => Some(Event::Close(self.peer_close.clone().flatten())),
+        let step = self.step()?;
+        Ok(self.event_of(step))
+    }
+
+    /// The event a [`Step`] reports.
+    #[inline]
+    fn event_of(&self, step: Step) -> Option<Event<()>> {
+        Some(match step {
+            Step::Wait => return None,
+            Step::Message => Event::Message(()),
+            Step::Ping => Event::Ping(self.inbound.control()),
+            Step::Pong => Event::Pong(self.inbound.control()),
+            Step::Close => Event::Close(self.peer_close.clone().flatten()),
         })
     }
 
@@ -244,8 +291,18 @@ impl<O: Outlet> Connection<O> {
     /// driver needs to know. The reactions happen here.
     #[inline]
     pub(crate) fn step(&mut self) -> Result<Step, ProtocolError> {
+        self.step_with(Protocol::poll)
+    }
+
+    /// [`Connection::step`] with the receiver polled by `poll`: from the
+    /// read buffer, or from a caller's buffer ([`Input`]).
+    #[inline(always)]
+    fn step_with(
+        &mut self,
+        mut poll: impl FnMut(&mut Protocol) -> Result<Option<Event<()>>, ProtocolError>,
+    ) -> Result<Step, ProtocolError> {
         loop {
-            return match self.inbound.poll() {
+            return match poll(&mut self.inbound) {
                 // Data after our close frame is read but not delivered (RFC 6455 1.4).
                 Ok(Some(Event::Message(()))) if self.outbound.close_sent() => continue,
                 Ok(Some(Event::Message(()))) => Ok(Step::Message),
@@ -552,6 +609,11 @@ impl<O: Outlet> Connection<O> {
         self.inbound.memory_held() + self.outbound.peek(Outbound::memory_held)
     }
 
+    /// The receiving half's memory: for assembling messages, and in all.
+    pub(crate) fn inbound_memory(&self) -> (usize, usize) {
+        (self.inbound.message_memory(), self.inbound.memory_held())
+    }
+
     /// Gives back buffers grown for large messages; for an idle connection.
     pub fn shrink(&mut self) {
         self.inbound.shrink();
@@ -584,6 +646,60 @@ impl Connection {
     }
 }
 
+/// Bytes lent by the caller, being parsed in place: from
+/// [`Connection::input`]. Take its events with [`Input::poll`] until
+/// `Ok(None)`; the RFC's reactions (pongs, the close echo, the close frame
+/// of a failure) are queued on the connection as they are found. A message
+/// is lent until the next poll or the end of the guard. Dropping it keeps
+/// what is left unparsed, every byte, for the next input or read.
+#[derive(Debug)]
+pub struct Input<'c, 'b, O: Outlet = Outbound> {
+    conn: &'c mut Connection<O>,
+    lent: Lent<'b>,
+}
+
+impl<O: Outlet> Input<'_, '_, O> {
+    /// The next event, as [`Connection::poll`] gives it.
+    pub fn poll(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
+        let lent = &mut self.lent;
+        let step = self.conn.step_with(|inbound| inbound.poll_lent(lent))?;
+        Ok(self.conn.event_of(step))
+    }
+
+    /// The message the last [`Input::poll`] reported: a small one straight
+    /// from the caller's buffer, a large or fragmented one from the assembly.
+    #[inline]
+    pub fn message_ref(&self) -> Option<MessageRef<'_>> {
+        self.conn.inbound.message_in(self.lent.all())
+    }
+
+    /// Takes the message the last [`Input::poll`] reported (one lent from
+    /// the caller's buffer is copied).
+    pub fn take_message(&mut self) -> Option<Message> {
+        self.conn.inbound.take_in(self.lent.all())
+    }
+
+    /// [`Input::poll`] with the message owned.
+    pub fn next_event(&mut self) -> Result<Option<Event>, ProtocolError> {
+        Ok(match self.poll()? {
+            None => None,
+            Some(event) => event.owned(|| self.take_message()),
+        })
+    }
+
+    /// The connection, to send on between events. Its own bytes-in methods
+    /// must wait for the end of this guard, or bytes would go out of order.
+    pub fn connection(&mut self) -> &mut Connection<O> {
+        self.conn
+    }
+}
+
+impl<O: Outlet> Drop for Input<'_, '_, O> {
+    fn drop(&mut self) {
+        self.conn.inbound.finish_lent(&self.lent);
+    }
+}
+
 /// The opcode a message goes out with.
 pub(crate) fn opcode_of<'m>(msg: impl Into<MessageRef<'m>>) -> OpCode {
     match msg.into() {
@@ -600,3 +716,6 @@ fn payload(bytes: &[u8]) -> super::control::ControlPayload {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod input_tests;

@@ -12,14 +12,26 @@ mod timers;
 
 pub use crate::frame::Role;
 pub(crate) use connection::{opcode_of, Step};
-pub use connection::{Connection, Outlet, Timeouts};
+pub use connection::{Connection, Input, Outlet, Timeouts};
 pub use control::ControlPayload;
 pub use error::{ProtocolError, SendError, MAX_CLOSE_REASON};
 pub use inbound::Event;
-#[doc(hidden)]
-pub use inbound::{Protocol, READ_BUFFER_MAX};
 pub(crate) use outbound::close_payload;
 pub use outbound::{Frame, MaskKeys, Outbound, Payload};
 pub use timers::{Expired, Keepalive};
 #[cfg(target_os = "linux")] // the event loop
 pub(crate) use timers::{SendQueue, TimerAction, Timers};
+
+/// Not part of the API: hooks for the crate's own fuzz targets and tests,
+/// which may change or go away in any release.
+#[doc(hidden)]
+pub mod __internal {
+    pub use super::inbound::READ_BUFFER_MAX;
+
+    /// What a connection's receiving half holds: the bytes kept for
+    /// assembling messages (never over `max_message_size`), and all of its
+    /// bytes (that, the read buffer and an inflater).
+    pub fn inbound_memory<O: super::Outlet>(conn: &super::Connection<O>) -> (usize, usize) {
+        conn.inbound_memory()
+    }
+}
