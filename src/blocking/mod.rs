@@ -9,4 +9,6 @@ mod websocket;
 
 pub(crate) use stream::tcp_unacked;
 pub use stream::DuplexStream;
+#[cfg(target_os = "linux")] // the event loop
+pub(crate) use websocket::Queue;
 pub use websocket::{Sender, WebSocket};

@@ -37,13 +37,6 @@ pub trait DuplexStream: Read + Write + Send + Sync + 'static {
     fn unacked(&self) -> Option<u64> {
         None
     }
-    /// Waits, for a stream that buffers writes of its own, until it can
-    /// take more; a [`Sender`] calls it before taking the write lock, so
-    /// that a writer that must wait holds up no other. Default: returns at
-    /// once (a blocking socket waits inside `write`).
-    fn wait_for_room(&self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 impl DuplexStream for TcpStream {

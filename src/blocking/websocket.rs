@@ -61,7 +61,6 @@ trait Sink: Write + Send + Sync {
     fn shut(&self) -> io::Result<()>;
     fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     fn unacked_bytes(&self) -> Option<u64>;
-    fn wait_room(&self) -> io::Result<()>;
 }
 
 impl<T: DuplexStream> Sink for T {
@@ -73,9 +72,6 @@ impl<T: DuplexStream> Sink for T {
     }
     fn unacked_bytes(&self) -> Option<u64> {
         self.unacked()
-    }
-    fn wait_room(&self) -> io::Result<()> {
-        self.wait_for_room()
     }
 }
 
@@ -302,15 +298,6 @@ impl Shared {
     }
 
     fn send(&self, opcode: OpCode, payload: Payload<'_>, flush: bool) -> Result<(), Error> {
-        if self.write_timeout.is_none() {
-            // Perhaps a stream that buffers (the event loop's): wait for
-            // room before the lock, so that no other writer waits on us.
-            if let Err(e) = self.shutter.wait_room() {
-                self.close_sent.store(true, Ordering::Release);
-                let _ = self.shutter.shut();
-                return Err(e.into());
-            }
-        }
         let mut guard = self.lock();
         if self.close_sent.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -375,6 +362,22 @@ impl Shared {
     }
 }
 
+/// The sending half of a connection that a nonblocking driver (the event
+/// loop) runs: a [`Sender`] queues whole frames in it, and it writes what
+/// the socket takes.
+pub(crate) trait Queue: fmt::Debug + Send + Sync {
+    /// Queues a frame; with `flush`, it goes out as soon as the socket
+    /// takes it. Past the driver's bound on what may wait, it fails.
+    fn send(&self, opcode: OpCode, payload: Payload<'_>, flush: bool) -> Result<(), Error>;
+    /// Writes what is queued, as far as the socket takes it.
+    fn flush(&self) -> Result<(), Error>;
+    /// Whether nothing more goes out: our close is queued, or the
+    /// connection ended.
+    fn is_closed(&self) -> bool;
+    /// Ends the connection at once, without a close frame.
+    fn shutdown(&self);
+}
+
 /// A cloneable handle that sends on a connection from any thread.
 ///
 /// Frames from a `Sender` and from the [`WebSocket`] never interleave; after
@@ -383,36 +386,57 @@ impl Shared {
 /// timeout (the server sets one).
 #[derive(Clone, Debug)]
 pub struct Sender {
-    shared: Arc<Shared>,
+    via: Via,
+}
+
+/// Where a [`Sender`]'s frames go.
+#[derive(Clone, Debug)]
+enum Via {
+    /// Straight to a blocking stream, under the lock its WebSocket shares.
+    Stream(Arc<Shared>),
+    /// Into a nonblocking driver's queue.
+    Queue(Arc<dyn Queue>),
 }
 
 impl Sender {
+    /// A sender into a nonblocking driver's queue.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the event loop
+    pub(crate) fn queued(queue: Arc<dyn Queue>) -> Sender {
+        Sender {
+            via: Via::Queue(queue),
+        }
+    }
+
+    #[inline]
+    fn frame(&self, opcode: OpCode, payload: Payload<'_>, flush: bool) -> Result<(), Error> {
+        match &self.via {
+            Via::Stream(shared) => shared.send(opcode, payload, flush),
+            Via::Queue(queue) => queue.send(opcode, payload, flush),
+        }
+    }
+
     /// Sends a message.
     pub fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
         let opcode = opcode_of(&msg);
-        self.shared
-            .send(opcode, Payload::Owned(msg.into_bytes()), true)
+        self.frame(opcode, Payload::Owned(msg.into_bytes()), true)
     }
 
     /// Sends a text message from a borrowed string.
     pub fn send_text(&self, text: &str) -> Result<(), Error> {
-        self.shared
-            .send(OpCode::Text, Payload::Borrowed(text.as_bytes()), true)
+        self.frame(OpCode::Text, Payload::Borrowed(text.as_bytes()), true)
     }
 
     /// Sends a binary message from a borrowed slice.
     pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
-        self.shared
-            .send(OpCode::Binary, Payload::Borrowed(data), true)
+        self.frame(OpCode::Binary, Payload::Borrowed(data), true)
     }
 
     /// Sends a borrowed message, such as one from [`WebSocket::recv_ref`]
     /// or a broadcast shared by every client.
     pub fn send_ref<'m>(&self, msg: impl Into<MessageRef<'m>>) -> Result<(), Error> {
         let msg = msg.into();
-        self.shared
-            .send(opcode_of(msg), Payload::Borrowed(msg.as_bytes()), true)
+        self.frame(opcode_of(msg), Payload::Borrowed(msg.as_bytes()), true)
     }
 
     /// Queues a message to go out with the next flush, so that replies to
@@ -423,29 +447,27 @@ impl Sender {
     /// next `send` or [`Sender::flush`]. From another thread, call `flush`.
     pub fn feed<'m>(&self, msg: impl Into<MessageRef<'m>>) -> Result<(), Error> {
         let msg = msg.into();
-        self.shared
-            .send(opcode_of(msg), Payload::Borrowed(msg.as_bytes()), false)
+        self.frame(opcode_of(msg), Payload::Borrowed(msg.as_bytes()), false)
     }
 
     /// Writes every queued message now.
     pub fn flush(&self) -> Result<(), Error> {
-        self.shared.flush()
+        match &self.via {
+            Via::Stream(shared) => shared.flush(),
+            Via::Queue(queue) => queue.flush(),
+        }
     }
 
     /// Sends a ping with up to 125 bytes of payload.
     pub fn ping(&self, payload: &[u8]) -> Result<(), Error> {
-        self.shared
-            .send(OpCode::Ping, Payload::Borrowed(payload), true)
+        self.frame(OpCode::Ping, Payload::Borrowed(payload), true)
     }
 
     /// Sends a close frame. The connection's reader sees the peer's reply and
     /// ends; closing twice is a no-op.
     pub fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {
         let payload = close_payload(code, reason)?;
-        match self
-            .shared
-            .send(OpCode::Close, Payload::Borrowed(&payload), true)
-        {
+        match self.frame(OpCode::Close, Payload::Borrowed(&payload), true) {
             Err(Error::Closed) => Ok(()),
             other => other,
         }
@@ -453,16 +475,24 @@ impl Sender {
 
     /// Whether a close frame has gone out on this connection.
     pub fn is_closed(&self) -> bool {
-        self.shared.close_sent.load(Ordering::Acquire)
+        match &self.via {
+            Via::Stream(shared) => shared.close_sent.load(Ordering::Acquire),
+            Via::Queue(queue) => queue.is_closed(),
+        }
     }
 
     /// Shuts the connection down at once, without a close frame: the reader
     /// wakes up and the peer sees the TCP connection end.
     pub fn shutdown(&self) {
-        self.shared.close_sent.store(true, Ordering::Release);
-        // Not under the lock: its holder may be blocked writing to a stalled
-        // peer, and the shutdown is what unblocks it.
-        let _ = self.shared.shutter.shut();
+        match &self.via {
+            Via::Stream(shared) => {
+                shared.close_sent.store(true, Ordering::Release);
+                // Not under the lock: its holder may be blocked writing to a
+                // stalled peer, and the shutdown is what unblocks it.
+                let _ = shared.shutter.shut();
+            }
+            Via::Queue(queue) => queue.shutdown(),
+        }
     }
 }
 
@@ -810,12 +840,6 @@ impl<S: Read + Write> WebSocket<S> {
         self.enable_deflate(*deflate);
     }
 
-    /// Gives back buffers grown for large messages; for an idle connection.
-    #[cfg(target_os = "linux")] // the event loop
-    pub(crate) fn shrink(&mut self) {
-        self.conn.shrink();
-    }
-
     /// Records the handshake this connection came from.
     pub(crate) fn set_handshake(&mut self, request: Option<Request>, protocol: Option<String>) {
         self.request = request;
@@ -855,7 +879,7 @@ impl<S: DuplexStream> WebSocket<S> {
     pub fn sender(&mut self) -> Result<Sender, Error> {
         if let Out::Shared(shared) = self.conn.outlet() {
             return Ok(Sender {
-                shared: shared.clone(),
+                via: Via::Stream(shared.clone()),
             });
         }
         let sink = self.stream.try_clone()?;
@@ -878,7 +902,9 @@ impl<S: DuplexStream> WebSocket<S> {
             written: AtomicU64::new(0),
         });
         *outlet = Out::Shared(shared.clone());
-        Ok(Sender { shared })
+        Ok(Sender {
+            via: Via::Stream(shared),
+        })
     }
 }
 

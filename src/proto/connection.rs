@@ -453,6 +453,15 @@ impl<O: Outlet> Connection<O> {
         self.writing = writing;
     }
 
+    /// For a driver whose sending half writes its own output (an [`Outlet`]
+    /// shared with other threads): `written` bytes of output are written
+    /// so far, in all. The write deadline and keepalive count them as
+    /// [`Connection::advance_output`] does.
+    pub fn output_written(&mut self, written: u64) {
+        self.took |= written != self.written;
+        self.written = written;
+    }
+
     // ---- time ----------------------------------------------------------------
 
     /// The shortest configured deadline: how often a driver that polls

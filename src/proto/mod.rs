@@ -19,8 +19,6 @@ pub use inbound::Event;
 pub(crate) use outbound::close_payload;
 pub use outbound::{Frame, MaskKeys, Outbound, Payload};
 pub use timers::{Expired, Keepalive};
-#[cfg(target_os = "linux")] // the event loop
-pub(crate) use timers::{SendQueue, TimerAction, Timers};
 
 /// Not part of the API: hooks for the crate's own fuzz targets and tests,
 /// which may change or go away in any release.

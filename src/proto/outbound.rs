@@ -410,6 +410,14 @@ impl Outbound {
         }
     }
 
+    /// Queues bytes as they are, not as a frame: a server's HTTP response,
+    /// ahead of the frames sent after it.
+    pub fn queue_bytes(&mut self, bytes: &[u8]) {
+        if self.state != State::Broken {
+            self.queue.push(bytes);
+        }
+    }
+
     /// Encodes a frame and queues it.
     #[inline]
     pub fn send(

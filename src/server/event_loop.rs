@@ -2,44 +2,40 @@
 //! every client served from a few threads (one per CPU by default), each
 //! waiting on epoll for whichever of its clients is ready. Linux only.
 //!
-//! A connection is a [`WebSocket`] over a [`Queued`] stream: reads that
-//! would block end a turn instead of blocking, and writes never block, so
-//! the WebSocket layer's close, ping and error handling runs unchanged.
+//! An open connection is a sans-IO [`Connection`] and its nonblocking
+//! socket: the loop reads into the connection, hands each message to the
+//! client's callback, writes what was queued (see [`Outbox`]), and at each
+//! sweep lets the connection act on its deadlines.
 
-use super::config::HttpHook;
+use super::config::{Config, HttpHook};
 use super::epoll::{self, Epoll, Event};
 use super::lifecycle::{route, Refusal, Route};
-use super::net::{Listener, Stream};
+use super::net::{Addr, Listener, Stream};
+use super::outbox::{self, Outbox, BACKLOG_HIGH};
 use super::registry::{self, Ctx};
-use crate::blocking::DuplexStream;
-use crate::blocking::Sender;
-use crate::blocking::WebSocket;
+use crate::blocking::{DuplexStream, Sender};
 use crate::error::Error;
 use crate::frame::Role;
 use crate::http::{HandshakeError, HeadScanner, Request};
-use crate::message::CloseCode;
-use crate::message::MessageRef;
-use crate::proto::{SendQueue, TimerAction, Timers};
+use crate::message::{CloseCode, MessageRef};
+use crate::proto::extensions::permessage_deflate::PerMessageDeflate;
+use crate::proto::inbound::Protocol;
+use crate::proto::{Connection, Expired, Step, Timeouts};
 use crate::status::Status;
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::io::{self, IoSlice, Read, Write};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Read};
 use std::net::Shutdown;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a client's messages go to: made per client by the factory.
 pub(crate) type OnMessage = Box<dyn FnMut(MessageRef<'_>) -> Result<(), Error>>;
 /// Makes the message callback of each new client.
 pub(crate) type Factory = dyn Fn(&Request, Sender) -> OnMessage + Send + Sync;
-
-/// Over this many bytes waiting for a client, its connection is not read
-/// until they drain: a client that sends but does not read is held here.
-pub(crate) const BACKLOG_HIGH: usize = 256 << 10;
-
-/// Sent bytes are cut from the front of a backlog once this many pile up.
-const COMPACT_AT: usize = 64 << 10;
 
 /// The most reads one readiness event gets before other clients' turns.
 const READS_PER_TURN: u8 = 16;
@@ -52,11 +48,6 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// The listener's token; connections count up from 0.
 const LISTENER: u64 = u64::MAX;
-
-thread_local! {
-    /// Set on event-loop threads, whose writes must never wait.
-    static ON_LOOP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
 
 /// Runs `threads` event-loop threads on `listener` until shutdown.
 pub(crate) fn run(
@@ -72,7 +63,7 @@ pub(crate) fn run(
         let spawned = std::thread::Builder::new()
             .name(ctx.config.thread_name.clone())
             .spawn(move || {
-                ON_LOOP.with(|on| on.set(true));
+                outbox::on_loop_thread();
                 Worker::new(worker_ctx, listener)?.run()
             });
         match spawned {
@@ -102,7 +93,7 @@ struct Worker {
     /// Whether the listener is in the epoll set: out of it for a sweep
     /// after an accept error (out of descriptors, say), rather than spin.
     accepting: bool,
-    conns: HashMap<u64, Conn>,
+    conns: HashMap<u64, Conn, BuildHasherDefault<TokenHasher>>,
     next_token: u64,
     /// How often deadlines are looked at: a second, or the shortest
     /// configured deadline if that is shorter.
@@ -115,18 +106,23 @@ impl Worker {
         let epoll = Arc::new(Epoll::new()?);
         epoll.add(&*listener, epoll::READABLE | epoll::EXCLUSIVE, LISTENER)?;
         let config = &ctx.config;
-        let timers = Timers::new(config.read_timeout, config.keepalive, Instant::now());
-        let sweep_every = [Some(config.handshake_timeout), timers.tick()]
-            .into_iter()
-            .flatten()
-            .fold(Duration::from_secs(1), Duration::min)
-            .max(Duration::from_millis(10));
+        let keepalive = config.keepalive.map(|k| k.interval.min(k.timeout));
+        let sweep_every = [
+            Some(config.handshake_timeout),
+            config.read_timeout,
+            keepalive,
+            config.write_timeout,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(Duration::from_secs(1), Duration::min)
+        .max(Duration::from_millis(10));
         Ok(Worker {
             ctx,
             epoll,
             listener: Some(listener),
             accepting: true,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             next_token: 0,
             sweep_every,
             next_sweep: Instant::now(),
@@ -165,7 +161,8 @@ impl Worker {
         let Some(listener) = &self.listener else {
             return;
         };
-        let backlog_cap = self.ctx.config.limits.max_message_size + 2 * BACKLOG_HIGH;
+        let config = &self.ctx.config;
+        let cap = config.limits.max_message_size + 2 * BACKLOG_HIGH;
         // A few at a time, so that the other threads take their share.
         for _ in 0..16 {
             let stream = match listener.accept() {
@@ -198,18 +195,23 @@ impl Worker {
                 self.ctx.report(stream.peer_addr(), &Error::Io(e));
                 continue;
             }
+            let outbox = Outbox::new(
+                stream.clone(),
+                self.epoll.clone(),
+                token,
+                cap,
+                config.write_timeout,
+            );
             let conn = Conn {
-                queued: Queued::new(
+                io: Io {
                     stream,
-                    self.epoll.clone(),
-                    token,
-                    backlog_cap,
-                    self.ctx.config.write_timeout,
-                ),
+                    outbox,
+                    reads: Cell::new(0),
+                },
                 phase: Phase::Head {
                     buf: Vec::new(),
-                    scanner: HeadScanner::new(self.ctx.config.limits.max_head_size),
-                    deadline: now + self.ctx.config.handshake_timeout,
+                    scanner: HeadScanner::new(config.limits.max_head_size),
+                    deadline: now + config.handshake_timeout,
                 },
                 slot,
             };
@@ -222,23 +224,16 @@ impl Worker {
             return;
         };
         if events & (epoll::WRITABLE | epoll::ERROR_OR_HANGUP) != 0 {
-            if let Err(e) = conn.queued.drain() {
-                self.ctx
-                    .report(conn.queued.stream.peer_addr(), &Error::Io(e));
+            if let Err(e) = conn.io.outbox.write_pending() {
+                self.ctx.report(conn.io.peer(), &Error::Io(e));
                 self.drop_conn(token);
                 return;
             }
         }
         if events & (epoll::READABLE | epoll::ERROR_OR_HANGUP) != 0 {
-            conn.queued
-                .inner
-                .reads
-                .store(READS_PER_TURN, Ordering::Relaxed);
+            conn.io.reads.set(READS_PER_TURN);
         }
-        // A client that sends, or takes what we send, is alive: while a
-        // large backlog drains it is not read, and must not time out.
         if let Phase::Open(open) = &mut conn.phase {
-            open.timers.heard(now);
             open.active = true;
         }
         if !conn.advance(&self.ctx, now) {
@@ -247,7 +242,8 @@ impl Worker {
     }
 
     /// Deadlines: handshakes that take too long, keepalive pings, silent
-    /// clients, lingering closes; in one pass, every `sweep_every`.
+    /// clients, stalled writes, lingering closes; in one pass, every
+    /// `sweep_every`.
     fn sweep(&mut self, now: Instant) {
         if let (false, Some(listener)) = (self.accepting, &self.listener) {
             let interest = epoll::READABLE | epoll::EXCLUSIVE;
@@ -266,10 +262,10 @@ impl Worker {
 
     fn drop_conn(&mut self, token: u64) {
         if let Some(conn) = self.conns.remove(&token) {
-            let _ = self.epoll.delete(&conn.queued.stream);
             // Senders kept elsewhere hold the descriptor open: make sure the
-            // client sees the end now.
-            let _ = conn.queued.close();
+            // client sees the end now, and that they fail from now on.
+            conn.io.outbox.end();
+            let _ = self.epoll.delete(&conn.io.stream);
             registry::deregister(&self.ctx.state, conn.slot);
         }
     }
@@ -285,12 +281,67 @@ impl Drop for Worker {
     }
 }
 
+/// Hashes a worker's tokens: counters it hands out itself, so a multiply
+/// spreads them well enough, without SipHash's defence against chosen keys.
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0 ^ u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One client of a worker.
 struct Conn {
-    queued: Queued,
+    io: Io,
     phase: Phase,
     /// The server registry's slot (counts toward `max_connections`).
     slot: u64,
+}
+
+/// A client's socket and its sending half.
+struct Io {
+    stream: Stream,
+    outbox: Arc<Outbox>,
+    /// Reads left in this turn: [`READS_PER_TURN`] per readiness event.
+    reads: Cell<u8>,
+}
+
+impl Io {
+    /// Reads from the socket within this turn's budget: `WouldBlock` once
+    /// it is spent, or while too many bytes wait for the client.
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.reads.get();
+        if left == 0 || self.outbox.pending() > BACKLOG_HIGH {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let result = (&mut &self.stream).read(buf);
+        // A read that did not fill the buffer emptied the socket: the next
+        // readiness event says when there is more.
+        let more = matches!(result, Ok(n) if n == buf.len() && n > 0);
+        self.reads.set(if more { left - 1 } else { 0 });
+        result
+    }
+
+    /// Queues an HTTP response (best effort: the client may be gone).
+    fn respond(&self, bytes: &[u8]) {
+        let _ = self.outbox.queue_bytes(bytes);
+    }
+
+    fn peer(&self) -> &Addr {
+        self.stream.peer_addr()
+    }
 }
 
 /// Where a connection is in its life.
@@ -314,18 +365,20 @@ enum Phase {
     /// The last bytes are queued: once they are out, half-close and read
     /// until the client closes too (for [`LINGER`] at most), so that they
     /// are not lost to a reset. `linger_until` is `None` while they are
-    /// still going out; `client_done` once the client's end arrived.
+    /// still going out; `client_done` once the client's end arrived;
+    /// `taken` is how much of our output the client had taken at the last
+    /// sweep, and since when (for the write timeout).
     Closing {
         linger_until: Option<Instant>,
         client_done: bool,
+        taken: Option<(u64, Instant)>,
     },
 }
 
 struct Open {
-    ws: WebSocket<Queued>,
+    conn: Connection<Arc<Outbox>>,
     sender: Sender,
     on_message: OnMessage,
-    timers: Timers,
     /// Whether anything happened since the last sweep.
     active: bool,
 }
@@ -339,7 +392,7 @@ impl Conn {
                     buf,
                     scanner,
                     deadline,
-                } => match read_head(&mut self.queued, buf, scanner) {
+                } => match read_head(&self.io, buf, scanner) {
                     Ok(None) => return true,
                     Ok(Some(len)) => {
                         let deadline = *deadline;
@@ -352,28 +405,38 @@ impl Conn {
                 Phase::Body { body, len, .. } => {
                     // In pieces, so that a body trickling in is not zeroed whole each time.
                     let want = (*len - body.len()).min(64 << 10);
-                    match read_more(&mut self.queued, body, want) {
+                    match read_more(&self.io, body, want) {
                         Ok(true) => continue,
                         Ok(false) => return true,
                         Err(e) => self.fail_handshake(ctx, e),
                     }
                 }
-                Phase::Open(open) => match open.drive() {
-                    Ok(true) => return true,
-                    Ok(false) => CLOSING,
-                    Err(e) => {
-                        ctx.report(self.queued.stream.peer_addr(), &e);
-                        CLOSING
+                Phase::Open(open) => {
+                    let result = outbox::delivering(&self.io.outbox, || open.drive(&self.io));
+                    // What the callbacks and the connection queued, in one write.
+                    let written = self.io.outbox.write_pending().map_err(Error::Io);
+                    match result.and_then(|open| written.map(|()| open)) {
+                        Ok(true) => return true,
+                        Ok(false) => CLOSING,
+                        Err(e) => {
+                            ctx.report(self.io.peer(), &e);
+                            CLOSING
+                        }
                     }
-                },
+                }
                 Phase::Closing {
                     linger_until,
                     client_done,
+                    ..
                 } => {
-                    let drained = self.queued.is_drained();
+                    // What was queued last (a timeout's close, say) goes out first.
+                    if self.io.outbox.write_pending().is_err() {
+                        return false;
+                    }
+                    let drained = self.io.outbox.pending() == 0;
                     if linger_until.is_none() && drained {
                         *linger_until = Some(now + LINGER);
-                        let _ = self.queued.stream.shutdown(Shutdown::Write);
+                        let _ = self.io.stream.shutdown(Shutdown::Write);
                     }
                     if *client_done {
                         return !drained; // both ends are done once ours is out
@@ -381,13 +444,13 @@ impl Conn {
                     // Discard what the client still sends, until its end.
                     let mut sink = [0u8; 2048];
                     return loop {
-                        match self.queued.read(&mut sink) {
+                        match self.io.read(&mut sink) {
                             Ok(0) if drained => break false,
                             Ok(0) => {
                                 // Its end came first: finish sending, and stop
                                 // watching a socket that stays readable at EOF.
                                 *client_done = true;
-                                break self.queued.stop_reading().is_ok();
+                                break self.io.outbox.stop_reading().is_ok();
                             }
                             Ok(_) => {}
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
@@ -413,7 +476,7 @@ impl Conn {
             Err(e) => return self.refuse(ctx, e),
         };
         let rest = head.split_off(len);
-        let is_unix = self.queued.stream.is_unix();
+        let is_unix = self.io.stream.is_unix();
         let route = match guard(|| route(ctx, &request, is_unix)) {
             Ok(route) => route,
             Err(e) => return self.fail(ctx, e),
@@ -421,7 +484,7 @@ impl Conn {
         match route {
             Err(Refusal::Error(e)) => self.refuse(ctx, e),
             Err(Refusal::Hook(response)) => {
-                let _ = self.queued.write_all(&response.to_bytes());
+                self.io.respond(&response.to_bytes());
                 CLOSING
             }
             Ok(Route::Http(on_http)) => {
@@ -434,7 +497,7 @@ impl Conn {
                     Err(e) => return self.refuse(ctx, e),
                 };
                 if rest.len() < len && request.headers().has_token("expect", "100-continue") {
-                    let _ = self.queued.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    self.io.respond(b"HTTP/1.1 100 Continue\r\n\r\n");
                 }
                 let mut body = Vec::with_capacity(len);
                 body.extend_from_slice(&rest[..rest.len().min(len)]);
@@ -447,36 +510,29 @@ impl Conn {
                 }
             }
             Ok(Route::Upgrade(upgrade)) => {
-                if self.queued.write_all(&upgrade.response).is_err() {
+                if self.io.outbox.queue_bytes(&upgrade.response).is_err() {
                     return CLOSING;
                 }
-                let limits = ctx.config.limits;
-                let mut ws = WebSocket::from_raw(self.queued.clone(), Role::Server, limits, &rest);
+                let inbound = Protocol::with_received(Role::Server, ctx.config.limits, &rest);
+                let mut conn = Connection::from_parts(inbound, self.io.outbox.clone());
                 if let Some(deflate) = upgrade.deflate {
-                    ws.enable_deflate_boxed(deflate);
+                    enable_deflate(&mut conn, deflate);
                 }
-                ws.set_handshake(Some(request), upgrade.protocol);
-                let sender = match ws.sender() {
-                    Ok(sender) => sender,
-                    Err(_) => return CLOSING,
-                };
+                conn.set_timeouts(timeouts(&ctx.config), now);
+                let sender = Sender::queued(self.io.outbox.clone());
                 registry::opened(&ctx.state, self.slot, &sender);
-                let Some(request) = ws.request() else {
-                    return CLOSING;
-                };
-                let on_message = match guard(|| (ctx.handler)(request, sender.clone())) {
+                let on_message = match guard(|| (ctx.handler)(&request, sender.clone())) {
                     Ok(on_message) => on_message,
                     Err(e) => {
                         let _ = sender.close(CloseCode::INTERNAL_ERROR, "");
-                        ctx.report(self.queued.stream.peer_addr(), &e);
+                        ctx.report(self.io.peer(), &e);
                         return CLOSING;
                     }
                 };
                 Phase::Open(Box::new(Open {
-                    ws,
+                    conn,
                     sender,
                     on_message,
-                    timers: Timers::new(ctx.config.read_timeout, ctx.config.keepalive, now),
                     active: true,
                 }))
             }
@@ -494,7 +550,7 @@ impl Conn {
         {
             request.set_body(body);
             match guard(|| on_http(&request)) {
-                Ok(response) => drop(self.queued.write_all(&response.to_bytes())),
+                Ok(response) => self.io.respond(&response.to_bytes()),
                 Err(e) => return self.fail(ctx, e),
             }
         }
@@ -505,7 +561,7 @@ impl Conn {
         match e {
             Error::Handshake(e) => self.refuse(ctx, e),
             e => {
-                ctx.report(self.queued.stream.peer_addr(), &e);
+                ctx.report(self.io.peer(), &e);
                 CLOSING
             }
         }
@@ -513,27 +569,20 @@ impl Conn {
 
     /// A hook panicked: answer `500` and report it.
     fn fail(&mut self, ctx: &Ctx<Box<Factory>>, e: Error) -> Phase {
-        let _ = self
-            .queued
-            .write_all(&crate::Response::status(500).to_bytes());
-        ctx.report(self.queued.stream.peer_addr(), &e);
+        self.io.respond(&crate::Response::status(500).to_bytes());
+        ctx.report(self.io.peer(), &e);
         CLOSING
     }
 
     /// Answers a refused request with its status and reports it.
     fn refuse(&mut self, ctx: &Ctx<Box<Factory>>, e: HandshakeError) -> Phase {
-        let _ = self.queued.write_all(&e.response().to_bytes());
-        ctx.report(self.queued.stream.peer_addr(), &Error::Handshake(e));
+        self.io.respond(&e.response().to_bytes());
+        ctx.report(self.io.peer(), &Error::Handshake(e));
         CLOSING
     }
 
     /// The periodic check (every `Worker::sweep_every`); `false` ends the connection.
     fn on_tick(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant) -> bool {
-        if self.queued.stalled(ctx.config.write_timeout, now) {
-            let e = io::Error::new(io::ErrorKind::TimedOut, "client stopped reading");
-            ctx.report(self.queued.stream.peer_addr(), &Error::Io(e));
-            return false;
-        }
         match &mut self.phase {
             Phase::Head { deadline, .. } | Phase::Body { deadline, .. } if now >= *deadline => {
                 self.phase = self.refuse(ctx, HandshakeError::Timeout);
@@ -544,39 +593,65 @@ impl Conn {
                 // Quiet since the last sweep: give back buffers grown for
                 // large messages.
                 if !std::mem::take(&mut open.active) {
-                    open.ws.shrink();
+                    open.conn.shrink();
                 }
-                let written = self.queued.inner.written.load(Ordering::Relaxed);
-                match open
-                    .timers
-                    .poll_sending(now, written, || self.queued.send_queue())
-                {
-                    TimerAction::Wait => true,
-                    TimerAction::SendPing => {
-                        let _ = open.sender.ping(&[]);
-                        true
+                open.conn.output_written(self.io.outbox.written());
+                let stream = &self.io.stream;
+                match open.conn.handle_timeout_with(now, || stream.unacked()) {
+                    // A keepalive ping may be queued; a write that fails
+                    // shows as the end of the stream.
+                    None => drop(self.io.outbox.write_pending()),
+                    Some(Expired::SendStalled(_)) => {
+                        ctx.report(self.io.peer(), &stopped_reading());
+                        return false;
                     }
-                    TimerAction::Expire(why) => {
-                        let _ = open.sender.close(CloseCode::GOING_AWAY, "timeout");
-                        ctx.report(self.queued.stream.peer_addr(), &Error::TimedOut(why));
+                    Some(why) => {
+                        ctx.report(self.io.peer(), &Error::TimedOut(why));
                         self.phase = CLOSING;
-                        self.advance(ctx, now)
+                        return self.advance(ctx, now);
                     }
                 }
+                true
             }
-            // Still sending: the stall check above bounds it.
-            Phase::Closing { linger_until, .. } => linger_until.is_none_or(|t| now < t),
+            Phase::Closing {
+                linger_until,
+                taken,
+                ..
+            } => {
+                // Still sending: nothing taken for the write timeout ends it.
+                if self.io.outbox.pending() == 0 {
+                    *taken = None;
+                } else {
+                    let written = self.io.outbox.written();
+                    match *taken {
+                        Some((at, since)) if at == written => {
+                            let limit = ctx.config.write_timeout;
+                            if limit.is_some_and(|limit| now - since >= limit) {
+                                ctx.report(self.io.peer(), &stopped_reading());
+                                return false;
+                            }
+                        }
+                        _ => *taken = Some((written, now)),
+                    }
+                }
+                linger_until.is_none_or(|t| now < t)
+            }
         }
     }
 }
 
 impl Open {
-    /// Delivers every message that has arrived; `Ok(true)` when it waits
-    /// for more, `Ok(false)` once the close handshake is done.
-    fn drive(&mut self) -> Result<bool, Error> {
+    /// Delivers every message that has arrived, reading as this turn
+    /// allows; `Ok(true)` when it waits for more, `Ok(false)` once nothing
+    /// more is read (the close handshake is done, or the client hung up
+    /// after our close).
+    fn drive(&mut self, io: &Io) -> Result<bool, Error> {
         loop {
-            match self.ws.recv_ref() {
-                Ok(Some(msg)) => {
+            match self.conn.step() {
+                Ok(Step::Message) => {
+                    let Some(msg) = self.conn.message_ref() else {
+                        continue;
+                    };
                     let on_message = &mut self.on_message;
                     if let Err(e) = guard(|| on_message(msg)).and_then(|sent| sent) {
                         // The callback gave up on this client: close it.
@@ -584,12 +659,47 @@ impl Open {
                         return Err(e);
                     }
                 }
-                Ok(None) => return Ok(false),
-                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                Err(e) => return Err(e),
+                Ok(Step::Ping | Step::Pong | Step::Close) => {}
+                Ok(Step::Wait) if !self.conn.wants_read() => return Ok(false),
+                Ok(Step::Wait) => match io.read(self.conn.read_buf()) {
+                    // After our close, the client may just hang up.
+                    Ok(0) if self.conn.close_sent() => return Ok(false),
+                    Ok(0) => return Err(Error::UnexpectedEof),
+                    Ok(n) => self.conn.commit(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::Io(e)),
+                },
+                Err(e) => return Err(Error::Protocol(e)),
             }
         }
     }
+}
+
+/// The connection's deadlines, from the server's configuration.
+fn timeouts(config: &Config) -> Timeouts {
+    Timeouts {
+        read: config.read_timeout,
+        keepalive: config.keepalive,
+        close: None,
+        write: config.write_timeout,
+    }
+}
+
+/// Turns on permessage-deflate, in a frame of its own, so that the
+/// loop's frames hold no room for the codec's kilobytes.
+#[inline(never)]
+fn enable_deflate(conn: &mut Connection<Arc<Outbox>>, deflate: Box<PerMessageDeflate>) {
+    conn.enable_deflate(*deflate);
+}
+
+/// What a client that took none of our output for the write timeout is
+/// dropped with.
+fn stopped_reading() -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "client stopped reading",
+    ))
 }
 
 /// Runs a user callback or hook; a panic in it becomes an error for its
@@ -603,18 +713,19 @@ fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
 const CLOSING: Phase = Phase::Closing {
     linger_until: None,
     client_done: false,
+    taken: None,
 };
 
 /// Reads what is there of a request head; `Some(len)` once it is complete.
 fn read_head(
-    queued: &mut Queued,
+    io: &Io,
     buf: &mut Vec<u8>,
     scanner: &mut HeadScanner,
 ) -> Result<Option<usize>, Error> {
     loop {
         let filled = buf.len();
         let want = filled.clamp(1024, 16 << 10);
-        if !read_more(queued, buf, want)? && buf.len() == filled {
+        if !read_more(io, buf, want)? && buf.len() == filled {
             return Ok(None);
         }
         if let Status::Complete(len) = scanner.scan(buf)? {
@@ -625,13 +736,13 @@ fn read_head(
 
 /// Reads up to `want` more bytes onto `buf`; `Ok(true)` when all came, or
 /// `Ok(false)` when the socket had fewer.
-fn read_more(queued: &mut Queued, buf: &mut Vec<u8>, want: usize) -> Result<bool, Error> {
+fn read_more(io: &Io, buf: &mut Vec<u8>, want: usize) -> Result<bool, Error> {
     if want == 0 {
         return Ok(true);
     }
     let filled = buf.len();
     buf.resize(filled + want, 0);
-    let result = queued.read(&mut buf[filled..]);
+    let result = io.read(&mut buf[filled..]);
     let n = *result.as_ref().unwrap_or(&0);
     buf.truncate(filled + n);
     match result {
@@ -639,375 +750,5 @@ fn read_more(queued: &mut Queued, buf: &mut Vec<u8>, want: usize) -> Result<bool
         Ok(n) => Ok(n == want),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
         Err(e) => Err(Error::Io(e)),
-    }
-}
-
-/// A nonblocking connection whose writes never block: what the socket does
-/// not take waits in a backlog, sent when epoll reports room. Clones (the
-/// [`Sender`]s) share the backlog, so any thread may write.
-#[derive(Clone)]
-pub(crate) struct Queued {
-    stream: Stream,
-    inner: Arc<Shared>,
-}
-
-struct Shared {
-    backlog: Mutex<Backlog>,
-    /// Signalled when the backlog drains or the connection ends: what a
-    /// sender on another thread waits for.
-    room: Condvar,
-    /// The most bytes the backlog may hold; past it the client is dropped.
-    cap: usize,
-    /// How long a sender on another thread waits for room: the write timeout.
-    wait: Option<Duration>,
-    /// Reads left in this turn; when 0, reads report `WouldBlock`.
-    reads: AtomicU8,
-    /// The backlog's length as of its last change, readable without the lock.
-    waiting: AtomicUsize,
-    /// Bytes the socket has taken, for keepalive's view of the send queue.
-    written: AtomicU64,
-    epoll: Arc<Epoll>,
-    token: u64,
-}
-
-#[derive(Default)]
-struct Backlog {
-    bytes: Vec<u8>,
-    /// How much of `bytes` has been sent.
-    sent: usize,
-    /// The epoll interest last set.
-    interest: u32,
-    /// When the client last took bytes, while some wait.
-    stalled_since: Option<Instant>,
-    /// Cleared when nothing more is to be read from the client.
-    reading: bool,
-    /// Senders on other threads waiting for room.
-    waiters: usize,
-    /// Set when the connection ends: waiting senders give up.
-    closed: bool,
-}
-
-impl Backlog {
-    fn len(&self) -> usize {
-        self.bytes.len() - self.sent
-    }
-}
-
-impl Queued {
-    fn new(
-        stream: Stream,
-        epoll: Arc<Epoll>,
-        token: u64,
-        cap: usize,
-        wait: Option<Duration>,
-    ) -> Queued {
-        Queued {
-            stream,
-            inner: Arc::new(Shared {
-                room: Condvar::new(),
-                cap,
-                wait,
-                backlog: Mutex::new(Backlog {
-                    interest: epoll::READABLE,
-                    reading: true,
-                    ..Backlog::default()
-                }),
-                reads: AtomicU8::new(0),
-                waiting: AtomicUsize::new(0),
-                written: AtomicU64::new(0),
-                epoll,
-                token,
-            }),
-        }
-    }
-
-    fn backlog(&self) -> MutexGuard<'_, Backlog> {
-        self.inner.backlog.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether bytes have waited for the client longer than `timeout`.
-    fn stalled(&self, timeout: Option<Duration>, now: Instant) -> bool {
-        match (self.backlog().stalled_since, timeout) {
-            (Some(since), Some(timeout)) => now.saturating_duration_since(since) >= timeout,
-            _ => false,
-        }
-    }
-
-    fn is_drained(&self) -> bool {
-        self.inner.waiting.load(Ordering::Relaxed) == 0
-    }
-
-    /// Sends what the backlog holds, as far as the socket takes it.
-    fn drain(&self) -> io::Result<()> {
-        let mut backlog = self.backlog();
-        while backlog.len() > 0 {
-            let from = backlog.sent;
-            match (&mut &self.stream).write(&backlog.bytes[from..]) {
-                Ok(n) => {
-                    backlog.sent += n;
-                    backlog.stalled_since = Some(Instant::now());
-                    self.took(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if backlog.waiters > 0 && backlog.len() == 0 {
-            self.inner.room.notify_all();
-        }
-        if backlog.len() == 0 {
-            backlog.stalled_since = None;
-            backlog.bytes.clear();
-            backlog.sent = 0;
-            if backlog.bytes.capacity() > BACKLOG_HIGH {
-                backlog.bytes = Vec::new();
-            }
-        } else if backlog.sent >= COMPACT_AT {
-            // Sent bytes go, or a client that reads slowly but forever would
-            // grow the buffer without bound.
-            let sent = std::mem::take(&mut backlog.sent);
-            backlog.bytes.drain(..sent);
-        }
-        self.rearm(&mut backlog)
-    }
-
-    /// A sender on another thread (a hub's writer, say) waits while bytes
-    /// wait for the client, as a blocking write waits for room in the
-    /// socket, for at most the write timeout: so its own queue shows that
-    /// the client is slow. An event-loop thread never waits.
-    fn wait_for_room(&self) -> io::Result<()> {
-        if self.inner.waiting.load(Ordering::Relaxed) == 0 || ON_LOOP.with(|on| on.get()) {
-            return Ok(());
-        }
-        let deadline = self.inner.wait.map(|w| Instant::now() + w);
-        let mut backlog = self.backlog();
-        backlog.waiters += 1;
-        let result = loop {
-            if backlog.closed {
-                break Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "the connection was closed",
-                ));
-            }
-            if backlog.len() == 0 {
-                break Ok(());
-            }
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            if left.is_zero() {
-                break Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "client stopped reading",
-                ));
-            }
-            backlog = match self.inner.room.wait_timeout(backlog, left) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        };
-        backlog.waiters -= 1;
-        result
-    }
-
-    /// Ends the connection for good: a shutdown, and waiting senders let go.
-    fn close(&self) -> io::Result<()> {
-        self.backlog().closed = true;
-        self.inner.room.notify_all();
-        self.stream.shutdown(Shutdown::Both)
-    }
-
-    /// Counts bytes the socket took (under the backlog's lock).
-    fn took(&self, n: usize) {
-        let written = &self.inner.written;
-        written.store(
-            written.load(Ordering::Relaxed) + n as u64,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// What keepalive sees of the send queue.
-    fn send_queue(&self) -> SendQueue {
-        SendQueue {
-            written: self.inner.written.load(Ordering::Relaxed),
-            unacked: self.stream.unacked(),
-        }
-    }
-
-    /// Stops watching for input: the client has nothing more to send.
-    fn stop_reading(&self) -> io::Result<()> {
-        let mut backlog = self.backlog();
-        backlog.reading = false;
-        self.rearm(&mut backlog)
-    }
-
-    /// Watches for room while bytes wait, and stops reading while too many do.
-    fn rearm(&self, backlog: &mut Backlog) -> io::Result<()> {
-        self.inner.waiting.store(backlog.len(), Ordering::Relaxed);
-        let mut interest = 0;
-        if backlog.reading && backlog.len() <= BACKLOG_HIGH {
-            interest |= epoll::READABLE;
-        }
-        if backlog.len() > 0 {
-            interest |= epoll::WRITABLE;
-        }
-        if interest != backlog.interest {
-            backlog.interest = interest;
-            self.inner
-                .epoll
-                .modify(&self.stream, interest, self.inner.token)?;
-        }
-        Ok(())
-    }
-}
-
-impl Read for Queued {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.inner.reads.load(Ordering::Relaxed);
-        if left == 0 || self.inner.waiting.load(Ordering::Relaxed) > BACKLOG_HIGH {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let result = (&mut &self.stream).read(buf);
-        // A read that did not fill the buffer emptied the socket: the next
-        // readiness event says when there is more.
-        let more = matches!(result, Ok(n) if n == buf.len() && n > 0);
-        self.inner
-            .reads
-            .store(if more { left - 1 } else { 0 }, Ordering::Relaxed);
-        result
-    }
-}
-
-impl Write for Queued {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_vectored(&[IoSlice::new(buf)])
-    }
-
-    /// Takes everything: what the socket does not, the backlog does.
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let mut backlog = self.backlog();
-        let mut sent = 0;
-        if backlog.len() == 0 {
-            let mut stream = &self.stream;
-            let result = match bufs {
-                [one] => stream.write(one),
-                _ => stream.write_vectored(bufs),
-            };
-            sent = match result {
-                Ok(n) => n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    0
-                }
-                Err(e) => return Err(e),
-            };
-            self.took(sent);
-        }
-        if sent < total {
-            if backlog.len() + (total - sent) > self.inner.cap {
-                // As a blocking write would time out: the client is gone or stuck.
-                let _ = self.stream.shutdown(Shutdown::Both);
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("client fell more than {} bytes behind", self.inner.cap),
-                ));
-            }
-            if backlog.len() == 0 {
-                backlog.stalled_since = Some(Instant::now());
-            }
-            let mut skip = sent;
-            for buf in bufs {
-                let take = skip.min(buf.len());
-                skip -= take;
-                backlog.bytes.extend_from_slice(&buf[take..]);
-            }
-            self.rearm(&mut backlog)?;
-        }
-        Ok(total)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl DuplexStream for Queued {
-    fn try_clone(&self) -> io::Result<Self> {
-        Ok(self.clone())
-    }
-    fn shutdown(&self) -> io::Result<()> {
-        self.close()
-    }
-    fn wait_for_room(&self) -> io::Result<()> {
-        Queued::wait_for_room(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{TcpListener, TcpStream};
-
-    /// A `Queued` over the server end of a loopback connection, and the client end.
-    fn queued_pair() -> (Queued, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let stream = Stream::from(listener.accept().unwrap().0);
-        stream.set_nonblocking().unwrap();
-        let epoll = Arc::new(Epoll::new().unwrap());
-        epoll.add(&stream, epoll::READABLE, 1).unwrap();
-        (Queued::new(stream, epoll, 1, 64 << 20, None), client)
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "sockets and epoll")]
-    fn a_backlog_that_never_empties_does_not_keep_what_was_sent() {
-        let (mut queued, mut client) = queued_pair();
-        let chunk = vec![1u8; 256 << 10];
-        // Fill the socket buffers (megabytes, once tuned), then 16 MiB more.
-        while queued.inner.waiting.load(Ordering::Relaxed) < (16 << 20) {
-            queued.write_all(&chunk).unwrap();
-        }
-        // A client that reads steadily but more slowly than it is written
-        // to: the backlog never empties, while megabytes go through it.
-        let mut buf = vec![0u8; 128 << 10];
-        for _ in 0..32 {
-            client.read_exact(&mut buf).unwrap();
-            queued.drain().unwrap();
-            queued.write_all(&chunk).unwrap();
-            let backlog = queued.backlog();
-            assert!(backlog.len() > 0, "the backlog was meant to stay busy");
-            assert!(
-                backlog.bytes.len() < backlog.len() + COMPACT_AT,
-                "{} bytes kept for {} waiting",
-                backlog.bytes.len(),
-                backlog.len()
-            );
-        }
-    }
-
-    #[test]
-    #[cfg_attr(miri, ignore = "sockets and epoll")]
-    fn past_the_cap_a_write_fails_and_shuts_the_connection() {
-        let (mut queued, mut client) = queued_pair();
-        let chunk = vec![2u8; 1 << 20];
-        let error = loop {
-            if let Err(e) = queued.write_all(&chunk) {
-                break e;
-            }
-        };
-        assert!(error.to_string().contains("fell more than"), "{error}");
-        // The client gets what was sent, then the end.
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut sink = Vec::new();
-        assert!(client.read_to_end(&mut sink).is_ok() || !sink.is_empty());
     }
 }

@@ -40,6 +40,8 @@ mod event_loop;
 pub mod hub;
 mod lifecycle;
 mod net;
+#[cfg(target_os = "linux")]
+mod outbox;
 mod registry;
 mod threaded;
 

@@ -380,6 +380,25 @@ fn a_failure_stays_the_reported_ending_when_a_deadline_passes_after_it() {
 }
 
 #[test]
+fn writes_a_driver_reports_itself_restart_the_write_timeout() {
+    let server = Timeouts {
+        write: Some(10 * S),
+        ..Timeouts::default()
+    };
+    let mut pair = Pair::with_timeouts(server, Timeouts::default());
+    pair.server.send_binary(&[0; 5000]).unwrap();
+    pair.to_client = false;
+    pair.run();
+    assert_eq!(pair.advance(5 * S).1, None);
+    // A driver whose outlet writes for itself says how far it got.
+    pair.server.output_written(100);
+    assert_eq!(pair.advance(6 * S).1, None);
+    pair.server.output_written(100); // no further
+    assert_eq!(pair.advance(9 * S).1, None);
+    assert_eq!(pair.advance(S).1, Some(Expired::SendStalled(10 * S)));
+}
+
+#[test]
 fn a_write_that_fails_part_way_leaves_nothing_more_to_send() {
     let mut pair = Pair::new();
     pair.server.send_binary(&[1; 100]).unwrap();

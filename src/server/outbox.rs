@@ -1,0 +1,432 @@
+//! An event-loop connection's sending half: one [`Outbound`] behind a lock
+//! that the loop and the connection's [`Sender`](crate::Sender)s share.
+//! Frames are queued whole (so they never interleave) and written to the
+//! nonblocking socket as far as it takes them; the rest waits in the
+//! outbound's queue while epoll watches for room.
+
+use super::epoll::{self, Epoll};
+use super::net::Stream;
+use crate::blocking::Queue;
+use crate::error::Error;
+use crate::frame::OpCode;
+use crate::proto::{Outbound, Outlet, Payload};
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, IoSlice, Write};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Over this many bytes waiting for a client, its connection is not read
+/// until they drain: a client that sends but does not read is held here.
+pub(crate) const BACKLOG_HIGH: usize = 256 << 10;
+
+/// A send from the callback of the connection it goes to is written with
+/// the loop's write after the callbacks, unless this many bytes wait.
+const WRITE_AT: usize = 64 << 10;
+
+/// Slices per vectored write.
+const SLICES: usize = 8;
+
+/// Which thread a send runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Thread {
+    /// Not an event loop's: a send may wait for room.
+    Other,
+    /// An event loop's, whose sends never wait; delivering the messages of
+    /// the connection whose [`Outbox`] is at this address (0: none).
+    Loop(usize),
+}
+
+thread_local! {
+    static THREAD: Cell<Thread> = const { Cell::new(Thread::Other) };
+}
+
+/// Marks this thread as an event loop's: its sends never wait.
+pub(crate) fn on_loop_thread() {
+    THREAD.with(|t| t.set(Thread::Loop(0)));
+}
+
+/// Runs `f`, which delivers `outbox`'s connection's messages: what their
+/// callbacks send it is written after them, in one write.
+pub(crate) fn delivering<R>(outbox: &Outbox, f: impl FnOnce() -> R) -> R {
+    THREAD.with(|t| t.set(Thread::Loop(outbox.address())));
+    let result = f();
+    THREAD.with(|t| t.set(Thread::Loop(0)));
+    result
+}
+
+/// The sending half, shared; see the module's doc.
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// Signalled when the output drains or the connection ends: what a
+    /// send on another thread waits for.
+    room: Condvar,
+    /// Whether nothing more goes out (our close is queued, a write failed,
+    /// or the connection ended); set under the lock, read without it.
+    closed: AtomicBool,
+    /// Bytes waiting, as of the last change under the lock.
+    pending: AtomicUsize,
+    stream: Stream,
+    epoll: Arc<Epoll>,
+    token: u64,
+    /// The most bytes that may wait; past it the client is dropped.
+    cap: usize,
+    /// How long a send on another thread waits for room: the write timeout.
+    wait: Option<Duration>,
+}
+
+struct State {
+    out: Outbound,
+    /// Bytes the socket took, in all.
+    written: u64,
+    /// The epoll interest last set.
+    interest: u32,
+    /// Cleared when nothing more is to be read from the client.
+    reading: bool,
+    /// Sends on other threads waiting for room.
+    waiters: usize,
+    /// Set when the loop dropped the connection: sends fail.
+    ended: bool,
+}
+
+impl fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outbox")
+            .field("pending", &self.pending())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// The sending half of `stream`, registered in `epoll` as `token` with
+    /// [`epoll::READABLE`]; at most `cap` bytes may wait.
+    pub(crate) fn new(
+        stream: Stream,
+        epoll: Arc<Epoll>,
+        token: u64,
+        cap: usize,
+        wait: Option<Duration>,
+    ) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            state: Mutex::new(State {
+                out: Outbound::server(),
+                written: 0,
+                interest: epoll::READABLE,
+                reading: true,
+                waiters: 0,
+                ended: false,
+            }),
+            room: Condvar::new(),
+            closed: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+            stream,
+            epoll,
+            token,
+            cap,
+            wait,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A sender that panicked left the outbound consistent: its state
+        // still guards the stream.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn address(&self) -> usize {
+        self as *const Outbox as usize
+    }
+
+    /// Bytes waiting to be written.
+    #[inline]
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Bytes the socket took, in all.
+    pub(crate) fn written(&self) -> u64 {
+        self.lock().written
+    }
+
+    /// Queues bytes that are not a frame (an HTTP response) and writes them.
+    pub(crate) fn queue_bytes(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut state = self.lock();
+        state.out.queue_bytes(bytes);
+        self.write(&mut state)
+    }
+
+    /// Writes what waits, as far as the socket takes it.
+    #[inline]
+    pub(crate) fn write_pending(&self) -> io::Result<()> {
+        if self.pending() == 0 {
+            return Ok(());
+        }
+        self.write(&mut self.lock())
+    }
+
+    /// Stops watching for input: the client has nothing more to send.
+    pub(crate) fn stop_reading(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        state.reading = false;
+        self.rearm(&mut state)
+    }
+
+    /// Ends the connection for good: waiting senders let go, later sends
+    /// fail with [`Error::Closed`], and the socket is shut down.
+    pub(crate) fn end(&self) {
+        let mut state = self.lock();
+        state.ended = true;
+        state.out.write_failed();
+        self.mirror(&state);
+        self.room.notify_all();
+        drop(state);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// Writes what waits until the socket is full, then watches for room.
+    fn write(&self, state: &mut State) -> io::Result<()> {
+        while state.out.pending() > 0 {
+            let (result, offered) = match state.out.contiguous() {
+                // The usual case: one piece, one plain write.
+                Some(bytes) => ((&self.stream).write(bytes), bytes.len()),
+                None => {
+                    let mut slices = [&[][..]; SLICES];
+                    let n = state.out.output(&mut slices);
+                    let offered = slices[..n].iter().map(|s| s.len()).sum();
+                    let io = slices.map(IoSlice::new);
+                    ((&self.stream).write_vectored(&io[..n]), offered)
+                }
+            };
+            match result {
+                Ok(0) => return Err(self.fail(state, io::ErrorKind::WriteZero.into())),
+                Ok(took) => {
+                    state.out.advance(took);
+                    state.written += took as u64;
+                    if took < offered {
+                        break; // the socket is full
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail(state, e)),
+            }
+        }
+        if state.waiters > 0 && state.out.pending() == 0 {
+            self.room.notify_all();
+        }
+        self.rearm(state)
+    }
+
+    /// Nothing more can be written: a frame may be cut short on the wire.
+    fn fail(&self, state: &mut State, e: io::Error) -> io::Error {
+        state.out.write_failed();
+        self.mirror(state);
+        self.room.notify_all();
+        let _ = self.stream.shutdown(Shutdown::Both);
+        e
+    }
+
+    /// Watches for room while bytes wait, stops reading while too many
+    /// do, and publishes the state for readers that skip the lock.
+    fn rearm(&self, state: &mut State) -> io::Result<()> {
+        self.mirror(state);
+        let pending = state.out.pending();
+        let mut interest = 0;
+        if state.reading && pending <= BACKLOG_HIGH {
+            interest |= epoll::READABLE;
+        }
+        if pending > 0 {
+            interest |= epoll::WRITABLE;
+        }
+        if interest != state.interest && !state.ended {
+            state.interest = interest;
+            self.epoll.modify(&self.stream, interest, self.token)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn mirror(&self, state: &State) {
+        self.pending.store(state.out.pending(), Ordering::Release);
+        if state.out.is_closed() || state.ended {
+            self.closed.store(true, Ordering::Release);
+        }
+    }
+
+    /// A send on another thread waits while bytes wait for the client, as
+    /// a blocking write waits for room in the socket, for at most the
+    /// write timeout: so a hub's queue shows that the client is slow.
+    fn wait_for_room(&self) -> Result<(), Error> {
+        let deadline = self.wait.map(|w| Instant::now() + w);
+        let mut state = self.lock();
+        state.waiters += 1;
+        let result = loop {
+            if state.ended || state.out.is_broken() {
+                break Err(Error::Closed);
+            }
+            if state.out.pending() == 0 {
+                break Ok(());
+            }
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            if left.is_zero() {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "client stopped reading");
+                break Err(Error::Io(self.fail(&mut state, e)));
+            }
+            state = match self.room.wait_timeout(state, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        };
+        state.waiters -= 1;
+        result
+    }
+}
+
+impl Queue for Outbox {
+    fn send(&self, opcode: OpCode, payload: Payload<'_>, flush: bool) -> Result<(), Error> {
+        let thread = THREAD.with(Cell::get);
+        if thread == Thread::Other && self.pending() > 0 {
+            self.wait_for_room()?;
+        }
+        let mut state = self.lock();
+        if state.ended {
+            return Err(Error::Closed);
+        }
+        state.out.send(opcode, payload, true)?;
+        // A callback's reply goes out with the loop's write after the
+        // callbacks; a fed frame with the next flush; unless many wait.
+        let later = !flush || thread == Thread::Loop(self.address());
+        if !later || state.out.pending() >= WRITE_AT {
+            self.write(&mut state)?;
+        } else {
+            self.mirror(&state);
+        }
+        if state.out.pending() > self.cap {
+            // As a blocking write would time out: the client is gone or stuck.
+            let e = io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("client fell more than {} bytes behind", self.cap),
+            );
+            return Err(Error::Io(self.fail(&mut state, e)));
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), Error> {
+        Ok(self.write_pending()?)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn shutdown(&self) {
+        let mut state = self.lock();
+        let _ = self.fail(&mut state, io::ErrorKind::BrokenPipe.into());
+    }
+}
+
+/// The loop's connection sends its reactions (pongs, close echoes, pings)
+/// through the same outbox; the loop writes them after each turn.
+impl Outlet for Arc<Outbox> {
+    #[inline]
+    fn with<R>(&mut self, f: impl FnOnce(&mut Outbound) -> R) -> R {
+        let mut state = self.lock();
+        let result = f(&mut state.out);
+        self.mirror(&state);
+        result
+    }
+
+    fn peek<R>(&self, f: impl FnOnce(&Outbound) -> R) -> R {
+        f(&self.lock().out)
+    }
+
+    #[inline]
+    fn close_sent(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    fn pending(&self) -> usize {
+        Outbox::pending(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+
+    /// An outbox over the server end of a loopback connection (at most
+    /// `cap` bytes waiting), and the client end. The test thread counts as
+    /// a loop's, so sends never wait.
+    fn outbox_pair(cap: usize) -> (Arc<Outbox>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let stream = Stream::from(listener.accept().unwrap().0);
+        stream.set_nonblocking().unwrap();
+        let epoll = Arc::new(Epoll::new().unwrap());
+        epoll.add(&stream, epoll::READABLE, 1).unwrap();
+        on_loop_thread();
+        (Outbox::new(stream, epoll, 1, cap, None), client)
+    }
+
+    fn send(outbox: &Outbox, chunk: &[u8]) -> Result<(), Error> {
+        outbox.send(OpCode::Binary, Payload::Borrowed(chunk), true)
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets and epoll")]
+    fn a_client_that_reads_steadily_but_behind_does_not_make_the_server_keep_what_was_sent() {
+        let (outbox, mut client) = outbox_pair(64 << 20);
+        // Fill the socket buffers, then more than they can grow to
+        // (tcp_wmem and tcp_rmem allow a few MiB each) while the client reads.
+        let chunk = vec![1u8; 136 << 10];
+        while outbox.pending() < 16 << 20 {
+            send(&outbox, &chunk).unwrap();
+        }
+        // A client that reads steadily but more slowly than it is written
+        // to: output never stops waiting, while 32 MiB go through it.
+        let mut buf = vec![0u8; 128 << 10];
+        for _ in 0..256 {
+            client.read_exact(&mut buf).unwrap();
+            outbox.write_pending().unwrap();
+            send(&outbox, &chunk).unwrap();
+            let pending = outbox.pending();
+            let held = outbox.lock().out.memory_held();
+            assert!(pending > 0, "output was meant to keep waiting");
+            assert!(
+                held < 4 * pending + (1 << 20),
+                "{held} bytes held for {pending} waiting"
+            );
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets and epoll")]
+    fn past_the_cap_a_send_fails_and_the_client_gets_what_was_sent_then_the_end() {
+        let (outbox, mut client) = outbox_pair(1 << 20);
+        let chunk = vec![2u8; 64 << 10];
+        let error = loop {
+            if let Err(e) = send(&outbox, &chunk) {
+                break e;
+            }
+        };
+        assert!(error.to_string().contains("fell more than"), "{error}");
+        assert!(matches!(send(&outbox, b"late"), Err(Error::Closed)));
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        // Whole frames as far as they went, then the end of the stream.
+        assert!(got.len() > chunk.len(), "{} bytes", got.len());
+        assert_eq!(&got[..4], &[0x82, 127, 0, 0]);
+    }
+}
