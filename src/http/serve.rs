@@ -19,7 +19,8 @@
 //! - [`Step::ShutdownWrite`]: shut the socket's write side down, then
 //!   [`write_shut`](Lifecycle::write_shut);
 //! - [`Step::Open`]: the WebSocket is the driver's; [`close`](Lifecycle::close)
-//!   once it has finished, and the closing phase follows;
+//!   once it has finished, and the closing phase follows (or drop the
+//!   machine meanwhile and make [`Lifecycle::closing`] then);
 //! - wake at [`poll_timeout`](Lifecycle::poll_timeout) and call
 //!   [`handle_timeout`](Lifecycle::handle_timeout); end at [`Step::Finished`].
 //!
@@ -205,6 +206,18 @@ impl Lifecycle {
                 scanner: HeadScanner::new(settings.max_head_size),
                 deadline: now.checked_add(settings.handshake_timeout),
             },
+            out: Vec::new(),
+            written: 0,
+            settings,
+        }
+    }
+
+    /// A connection whose WebSocket has finished, in the closing phase
+    /// [`close`](Self::close) begins: for a driver that keeps no lifecycle
+    /// while the WebSocket is open (an idle connection then holds none).
+    pub fn closing(settings: Settings) -> Self {
+        Lifecycle {
+            state: State::Sending { peer_done: false },
             out: Vec::new(),
             written: 0,
             settings,

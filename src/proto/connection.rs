@@ -188,6 +188,15 @@ impl<O: Outlet> Connection<O> {
         self.inbound.read_buf()
     }
 
+    /// Whether [`Connection::read_buf`] offers room in the message being
+    /// received (a large frame's payload, read there uncopied) rather than
+    /// a read buffer: a driver that reads into a buffer of its own for
+    /// [`Connection::input`] reads there instead, then. Allocates nothing.
+    #[inline]
+    pub fn reads_into_message(&self) -> bool {
+        self.inbound.reads_into_message()
+    }
+
     /// Records that `n` bytes were read into [`Connection::read_buf`].
     #[inline]
     pub fn commit(&mut self, n: usize) {
@@ -670,9 +679,16 @@ pub struct Input<'c, 'b, O: Outlet = Outbound> {
 impl<O: Outlet> Input<'_, '_, O> {
     /// The next event, as [`Connection::poll`] gives it.
     pub fn poll(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
-        let lent = &mut self.lent;
-        let step = self.conn.step_with(|inbound| inbound.poll_lent(lent))?;
+        let step = self.step()?;
         Ok(self.conn.event_of(step))
+    }
+
+    /// [`Input::poll`] without copying a control payload out, as
+    /// [`Connection::step`].
+    #[inline]
+    pub(crate) fn step(&mut self) -> Result<Step, ProtocolError> {
+        let lent = &mut self.lent;
+        self.conn.step_with(|inbound| inbound.poll_lent(lent))
     }
 
     /// The message the last [`Input::poll`] reported: a small one straight

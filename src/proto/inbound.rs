@@ -454,26 +454,41 @@ impl Protocol {
     pub fn read_buf(&mut self) -> &mut [u8] {
         self.target = ReadTarget::Buffer;
         self.ready = None;
+        if self.is_closed() {
+            return &mut [];
+        }
+        if let Some(n) = self.direct_read() {
+            // A large payload: read it straight into the assembly buffer,
+            // which was sized for the whole frame when its header arrived.
+            self.target = ReadTarget::Assembly;
+            let a = &mut self.assembly;
+            return &mut a.bytes[a.filled..a.filled + n];
+        }
+        self.buf.spare()
+    }
+
+    /// How much of a large payload [`Protocol::read_buf`] would offer
+    /// straight in its message, if that is what it offers: at most 64 KiB
+    /// at a time, so that each piece is unmasked while still in cache.
+    fn direct_read(&self) -> Option<usize> {
         match &self.state {
-            State::Closed => return &mut [],
             State::Data { partial, frame }
                 if self.buf.start == self.buf.end
                     && frame.remaining >= self.buf.size as u64
                     && !partial.compressed
                     && self.pending_error.is_none() =>
             {
-                // A large payload: read it straight into the assembly buffer,
-                // which was sized for the whole frame when its header arrived.
-                // At most 64 KiB at a time, so each piece is unmasked while
-                // still in cache.
-                self.target = ReadTarget::Assembly;
-                let a = &mut self.assembly;
-                let n = (frame.remaining as usize).min(DIRECT_READ_CHUNK);
-                return &mut a.bytes[a.filled..a.filled + n];
+                Some((frame.remaining as usize).min(DIRECT_READ_CHUNK))
             }
-            _ => {}
+            _ => None,
         }
-        self.buf.spare()
+    }
+
+    /// Whether [`Protocol::read_buf`] would offer room in the message being
+    /// received (a large frame's payload) rather than the read buffer.
+    #[inline]
+    pub fn reads_into_message(&self) -> bool {
+        self.direct_read().is_some()
     }
 
     /// Records that `n` bytes were written into the slice from the last [`Protocol::read_buf`].

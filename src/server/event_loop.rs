@@ -2,32 +2,36 @@
 //! every client served from a few threads (one per CPU by default), each
 //! waiting on epoll for whichever of its clients is ready. Linux only.
 //!
-//! An open connection is a sans-IO [`Connection`] and its nonblocking
-//! socket: the loop reads into the connection, hands each message to the
-//! client's callback, writes what was queued (see [`Outbox`]), and at each
-//! sweep lets the connection act on its deadlines.
+//! A client's request, its answer and its closing phase are a sans-IO
+//! [`Lifecycle`], as in the threaded server, driven without blocking: its
+//! output handed to the [`Outbox`] (written as far as the socket takes it,
+//! ahead of any frame), its reads within the turn's budget, its deadlines
+//! at each sweep. An open connection is a sans-IO [`Connection`] instead:
+//! the loop reads into the thread's read buffer and lets the connection
+//! parse the bytes there (or reads straight into a large message), hands
+//! each message to the client's callback, writes what was queued, and at
+//! each sweep lets it act on its deadlines.
 
-use super::config::{Config, HttpHook};
+use super::config::Config;
 use super::epoll::{self, Epoll, Event};
-use super::lifecycle::{route, Refusal, Route};
+use super::lifecycle::{guard, route, settings, Refusal, Route, Upgrade};
 use super::net::{Addr, Listener, Stream};
 use super::outbox::{self, Outbox, BACKLOG_HIGH};
 use super::registry::{self, Ctx};
 use crate::blocking::{DuplexStream, Sender};
 use crate::error::Error;
 use crate::frame::Role;
-use crate::http::{HandshakeError, HeadScanner, Request};
+use crate::http::serve::{self, Lifecycle};
+use crate::http::{Request, Response};
 use crate::message::{CloseCode, MessageRef};
 use crate::proto::extensions::permessage_deflate::PerMessageDeflate;
 use crate::proto::inbound::Protocol;
 use crate::proto::{Connection, Expired, Step, Timeouts};
-use crate::status::Status;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::net::Shutdown;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,11 +44,11 @@ pub(crate) type Factory = dyn Fn(&Request, Sender) -> OnMessage + Send + Sync;
 /// The most reads one readiness event gets before other clients' turns.
 const READS_PER_TURN: u8 = 16;
 
+/// A loop thread's read buffer: as large as a connection's grows to.
+const READ_BUF: usize = 64 << 10;
+
 /// How often each thread looks at deadlines and at a shutdown request.
 const TICK: Duration = Duration::from_millis(100);
-
-/// How long a closing connection waits for the client's end of the TCP close.
-const LINGER: Duration = Duration::from_secs(2);
 
 /// The listener's token; connections count up from 0.
 const LISTENER: u64 = u64::MAX;
@@ -99,6 +103,9 @@ struct Worker {
     /// configured deadline if that is shorter.
     sweep_every: Duration,
     next_sweep: Instant,
+    /// What open connections read into and parse in place, so that an
+    /// idle one holds no read buffer of its own.
+    read_buf: Box<[u8]>,
 }
 
 impl Worker {
@@ -126,6 +133,7 @@ impl Worker {
             next_token: 0,
             sweep_every,
             next_sweep: Instant::now(),
+            read_buf: vec![0; READ_BUF].into_boxed_slice(),
         })
     }
 
@@ -208,10 +216,9 @@ impl Worker {
                     outbox,
                     reads: Cell::new(0),
                 },
-                phase: Phase::Head {
-                    buf: Vec::new(),
-                    scanner: HeadScanner::new(config.limits.max_head_size),
-                    deadline: now + config.handshake_timeout,
+                phase: Phase::Life {
+                    life: Box::new(Lifecycle::new(settings(config), now)),
+                    taken: None,
                 },
                 slot,
             };
@@ -236,7 +243,7 @@ impl Worker {
         if let Phase::Open(open) = &mut conn.phase {
             open.active = true;
         }
-        if !conn.advance(&self.ctx, now) {
+        if !conn.advance(&self.ctx, now, &mut self.read_buf) {
             self.drop_conn(token);
         }
     }
@@ -251,7 +258,7 @@ impl Worker {
         }
         let mut ended = Vec::new();
         for (&token, conn) in &mut self.conns {
-            if !conn.on_tick(&self.ctx, now) {
+            if !conn.on_tick(&self.ctx, now, &mut self.read_buf) {
                 ended.push(token);
             }
         }
@@ -334,45 +341,71 @@ impl Io {
         result
     }
 
-    /// Queues an HTTP response (best effort: the client may be gone).
-    fn respond(&self, bytes: &[u8]) {
-        let _ = self.outbox.queue_bytes(bytes);
-    }
-
     fn peer(&self) -> &Addr {
         self.stream.peer_addr()
+    }
+
+    /// Hands what `life` queued (a response, `100 Continue`, the `101`) to
+    /// the outbox, ahead of any frame: it writes what the socket takes and
+    /// keeps the rest, watching for room, as it does for frames.
+    fn hand_over(&self, life: &mut Lifecycle) {
+        let output = life.output();
+        if output.is_empty() {
+            return;
+        }
+        let n = output.len();
+        match self.outbox.queue_bytes(output) {
+            Ok(()) => life.advance_output(n),
+            Err(_) => life.write_failed(),
+        }
+    }
+
+    /// Reports why the request was refused, once the answer `life` queued
+    /// for it is on its way.
+    fn refused(&self, ctx: &Ctx<Box<Factory>>, life: &mut Lifecycle, e: Error) {
+        self.hand_over(life);
+        ctx.report(self.peer(), &e);
+    }
+
+    /// A hook panicked: the client gets `500`, and the panic is reported.
+    fn answer_500(&self, ctx: &Ctx<Box<Factory>>, life: &mut Lifecycle, panicked: Error) {
+        life.respond(&Response::status(500));
+        self.refused(ctx, life, panicked);
     }
 }
 
 /// Where a connection is in its life.
 enum Phase {
-    /// Reading the request head; it is scanned once, as it arrives.
-    Head {
-        buf: Vec<u8>,
-        scanner: HeadScanner,
-        deadline: Instant,
-    },
-    /// Reading a plain HTTP request's body (`len` bytes) for `on_http`.
-    Body {
-        on_http: Arc<HttpHook>,
-        request: Request,
-        body: Vec<u8>,
-        len: usize,
-        deadline: Instant,
-    },
-    /// Speaking WebSocket.
-    Open(Box<Open>),
-    /// The last bytes are queued: once they are out, half-close and read
-    /// until the client closes too (for [`LINGER`] at most), so that they
-    /// are not lost to a reset. `linger_until` is `None` while they are
-    /// still going out; `client_done` once the client's end arrived;
+    /// The [`Lifecycle`] drives: the request and its answer or the `101`,
+    /// or, after them or the WebSocket, the closing phase and the linger.
     /// `taken` is how much of our output the client had taken at the last
     /// sweep, and since when (for the write timeout).
-    Closing {
-        linger_until: Option<Instant>,
-        client_done: bool,
+    Life {
+        life: Box<Lifecycle>,
         taken: Option<(u64, Instant)>,
     },
+    /// Speaking WebSocket; an open connection keeps no lifecycle.
+    Open(Box<Open>),
+}
+
+impl Phase {
+    /// A lifecycle's closing phase, once the WebSocket has finished.
+    fn closing(config: &Config) -> Phase {
+        Phase::Life {
+            life: Box::new(Lifecycle::closing(settings(config))),
+            taken: None,
+        }
+    }
+}
+
+/// What a lifecycle's turn ends with.
+enum Turn {
+    /// Waiting for the socket (bytes, or room for ours) or a deadline.
+    Wait,
+    /// The upgrade was accepted: the WebSocket is open.
+    Open(Box<Open>),
+    /// Nothing is left to do: close the socket.
+    End,
 }
 
 struct Open {
@@ -381,214 +414,40 @@ struct Open {
     on_message: OnMessage,
     /// Whether anything happened since the last sweep.
     active: bool,
+    /// Whether the connection holds bytes whose events are still to be
+    /// taken: those that came after the head, until the first turn.
+    held: bool,
 }
 
 impl Conn {
     /// Does whatever the bytes that arrived allow; `false` ends the connection.
-    fn advance(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant) -> bool {
+    /// `buf` is the loop's read buffer.
+    fn advance(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant, buf: &mut [u8]) -> bool {
         loop {
-            let next = match &mut self.phase {
-                Phase::Head {
-                    buf,
-                    scanner,
-                    deadline,
-                } => match read_head(&self.io, buf, scanner) {
-                    Ok(None) => return true,
-                    Ok(Some(len)) => {
-                        let deadline = *deadline;
-                        let head = std::mem::take(buf);
-                        self.on_head(ctx, head, len, deadline, now)
-                    }
-                    Err(e) => self.fail_handshake(ctx, e),
+            match &mut self.phase {
+                Phase::Life { life, .. } => match drive(ctx, &self.io, life, self.slot, now) {
+                    Turn::Wait => return true,
+                    Turn::Open(open) => self.phase = Phase::Open(open),
+                    Turn::End => return false,
                 },
-                Phase::Body { body, len, .. } if body.len() == *len => self.respond_http(ctx),
-                Phase::Body { body, len, .. } => {
-                    // In pieces, so that a body trickling in is not zeroed whole each time.
-                    let want = (*len - body.len()).min(64 << 10);
-                    match read_more(&self.io, body, want) {
-                        Ok(true) => continue,
-                        Ok(false) => return true,
-                        Err(e) => self.fail_handshake(ctx, e),
-                    }
-                }
                 Phase::Open(open) => {
-                    let result = outbox::delivering(&self.io.outbox, || open.drive(&self.io));
+                    let result = outbox::delivering(&self.io.outbox, || open.drive(&self.io, buf));
                     // What the callbacks and the connection queued, in one write.
                     let written = self.io.outbox.write_pending().map_err(Error::Io);
                     match result.and_then(|open| written.map(|()| open)) {
                         Ok(true) => return true,
-                        Ok(false) => CLOSING,
-                        Err(e) => {
-                            ctx.report(self.io.peer(), &e);
-                            CLOSING
-                        }
+                        Ok(false) => {}
+                        Err(e) => ctx.report(self.io.peer(), &e),
                     }
+                    self.phase = Phase::closing(&ctx.config);
                 }
-                Phase::Closing {
-                    linger_until,
-                    client_done,
-                    ..
-                } => {
-                    // What was queued last (a timeout's close, say) goes out first.
-                    if self.io.outbox.write_pending().is_err() {
-                        return false;
-                    }
-                    let drained = self.io.outbox.pending() == 0;
-                    if linger_until.is_none() && drained {
-                        *linger_until = Some(now + LINGER);
-                        let _ = self.io.stream.shutdown(Shutdown::Write);
-                    }
-                    if *client_done {
-                        return !drained; // both ends are done once ours is out
-                    }
-                    // Discard what the client still sends, until its end.
-                    let mut sink = [0u8; 2048];
-                    return loop {
-                        match self.io.read(&mut sink) {
-                            Ok(0) if drained => break false,
-                            Ok(0) => {
-                                // Its end came first: finish sending, and stop
-                                // watching a socket that stays readable at EOF.
-                                *client_done = true;
-                                break self.io.outbox.stop_reading().is_ok();
-                            }
-                            Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
-                            Err(_) => break false,
-                        }
-                    };
-                }
-            };
-            self.phase = next;
-        }
-    }
-
-    fn on_head(
-        &mut self,
-        ctx: &Ctx<Box<Factory>>,
-        mut head: Vec<u8>,
-        len: usize,
-        deadline: Instant,
-        now: Instant,
-    ) -> Phase {
-        let request = match Request::parse(&head[..len], ctx.config.limits.max_headers) {
-            Ok(request) => request,
-            Err(e) => return self.refuse(ctx, e),
-        };
-        let rest = head.split_off(len);
-        let is_unix = self.io.stream.is_unix();
-        let route = match guard(|| route(ctx, &request, is_unix)) {
-            Ok(route) => route,
-            Err(e) => return self.fail(ctx, e),
-        };
-        match route {
-            Err(Refusal::Error(e)) => self.refuse(ctx, e),
-            Err(Refusal::Hook(response)) => {
-                self.io.respond(&response.to_bytes());
-                CLOSING
-            }
-            Ok(Route::Http(on_http)) => {
-                let len = match request.content_length() {
-                    Ok(len) if len > ctx.config.max_body_size => {
-                        let limit = ctx.config.max_body_size;
-                        return self.refuse(ctx, HandshakeError::BodyTooLarge { limit });
-                    }
-                    Ok(len) => len,
-                    Err(e) => return self.refuse(ctx, e),
-                };
-                if rest.len() < len && request.headers().has_token("expect", "100-continue") {
-                    self.io.respond(b"HTTP/1.1 100 Continue\r\n\r\n");
-                }
-                let mut body = Vec::with_capacity(len);
-                body.extend_from_slice(&rest[..rest.len().min(len)]);
-                Phase::Body {
-                    on_http: on_http.clone(),
-                    request,
-                    body,
-                    len,
-                    deadline,
-                }
-            }
-            Ok(Route::Upgrade(upgrade)) => {
-                if self.io.outbox.queue_bytes(&upgrade.response).is_err() {
-                    return CLOSING;
-                }
-                let inbound = Protocol::with_received(Role::Server, ctx.config.limits, &rest);
-                let mut conn = Connection::from_parts(inbound, self.io.outbox.clone());
-                if let Some(deflate) = upgrade.deflate {
-                    enable_deflate(&mut conn, deflate);
-                }
-                conn.set_timeouts(timeouts(&ctx.config), now);
-                let sender = Sender::queued(self.io.outbox.clone());
-                registry::opened(&ctx.state, self.slot, &sender);
-                let on_message = match guard(|| (ctx.handler)(&request, sender.clone())) {
-                    Ok(on_message) => on_message,
-                    Err(e) => {
-                        let _ = sender.close(CloseCode::INTERNAL_ERROR, "");
-                        ctx.report(self.io.peer(), &e);
-                        return CLOSING;
-                    }
-                };
-                Phase::Open(Box::new(Open {
-                    conn,
-                    sender,
-                    on_message,
-                    active: true,
-                }))
             }
         }
-    }
-
-    /// The body is complete: answer with `on_http`.
-    fn respond_http(&mut self, ctx: &Ctx<Box<Factory>>) -> Phase {
-        if let Phase::Body {
-            on_http,
-            mut request,
-            body,
-            ..
-        } = std::mem::replace(&mut self.phase, CLOSING)
-        {
-            request.set_body(body);
-            match guard(|| on_http(&request)) {
-                Ok(response) => self.io.respond(&response.to_bytes()),
-                Err(e) => return self.fail(ctx, e),
-            }
-        }
-        CLOSING
-    }
-
-    fn fail_handshake(&mut self, ctx: &Ctx<Box<Factory>>, e: Error) -> Phase {
-        match e {
-            Error::Handshake(e) => self.refuse(ctx, e),
-            e => {
-                ctx.report(self.io.peer(), &e);
-                CLOSING
-            }
-        }
-    }
-
-    /// A hook panicked: answer `500` and report it.
-    fn fail(&mut self, ctx: &Ctx<Box<Factory>>, e: Error) -> Phase {
-        self.io.respond(&crate::Response::status(500).to_bytes());
-        ctx.report(self.io.peer(), &e);
-        CLOSING
-    }
-
-    /// Answers a refused request with its status and reports it.
-    fn refuse(&mut self, ctx: &Ctx<Box<Factory>>, e: HandshakeError) -> Phase {
-        self.io.respond(&e.response().to_bytes());
-        ctx.report(self.io.peer(), &Error::Handshake(e));
-        CLOSING
     }
 
     /// The periodic check (every `Worker::sweep_every`); `false` ends the connection.
-    fn on_tick(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant) -> bool {
+    fn on_tick(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant, buf: &mut [u8]) -> bool {
         match &mut self.phase {
-            Phase::Head { deadline, .. } | Phase::Body { deadline, .. } if now >= *deadline => {
-                self.phase = self.refuse(ctx, HandshakeError::Timeout);
-                self.advance(ctx, now)
-            }
-            Phase::Head { .. } | Phase::Body { .. } => true,
             Phase::Open(open) => {
                 // Quiet since the last sweep: give back buffers grown for
                 // large messages.
@@ -607,17 +466,13 @@ impl Conn {
                     }
                     Some(why) => {
                         ctx.report(self.io.peer(), &Error::TimedOut(why));
-                        self.phase = CLOSING;
-                        return self.advance(ctx, now);
+                        self.phase = Phase::closing(&ctx.config);
+                        return self.advance(ctx, now, buf);
                     }
                 }
                 true
             }
-            Phase::Closing {
-                linger_until,
-                taken,
-                ..
-            } => {
+            Phase::Life { life, taken } => {
                 // Still sending: nothing taken for the write timeout ends it.
                 if self.io.outbox.pending() == 0 {
                     *taken = None;
@@ -634,43 +489,194 @@ impl Conn {
                         _ => *taken = Some((written, now)),
                     }
                 }
-                linger_until.is_none_or(|t| now < t)
+                // Its deadlines: `408` for a slow request, the linger's end.
+                if life.poll_timeout().is_none_or(|deadline| now < deadline) {
+                    return true;
+                }
+                if let Err(e) = life.handle_timeout(now) {
+                    self.io.refused(ctx, life, e.into());
+                }
+                self.advance(ctx, now, buf)
             }
+        }
+    }
+}
+
+/// Drives `life` as far as the socket and the bytes that arrived allow:
+/// its output through the outbox, the route and the hooks when it asks,
+/// the upgrade, the closing phase.
+fn drive(ctx: &Ctx<Box<Factory>>, io: &Io, life: &mut Lifecycle, slot: u64, now: Instant) -> Turn {
+    loop {
+        io.hand_over(life);
+        match life.poll() {
+            serve::Step::Read => match io.read(life.read_buf()) {
+                Ok(0) => {
+                    if life.receive_eof().is_err() {
+                        ctx.report(io.peer(), &Error::UnexpectedEof);
+                    }
+                }
+                Ok(n) => {
+                    if let Err(e) = life.commit(n) {
+                        io.refused(ctx, life, e.into());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::Wait,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The socket is gone, as at its end; reported if the
+                    // request was not complete, not while lingering.
+                    if life.receive_eof().is_err() {
+                        ctx.report(io.peer(), &Error::Io(e));
+                    }
+                    return Turn::End;
+                }
+            },
+            serve::Step::Route(request) => {
+                match guard(|| route(ctx, request, io.stream.is_unix())) {
+                    Ok(Ok(Route::Http(_))) => {
+                        if let Err(e) = life.read_body() {
+                            io.refused(ctx, life, e.into());
+                        }
+                    }
+                    Ok(Ok(Route::Upgrade(upgrade))) => {
+                        if let Some(open) = open(ctx, io, life, *upgrade, slot, now) {
+                            return Turn::Open(open);
+                        }
+                    }
+                    Ok(Err(Refusal::Error(e))) => {
+                        life.refuse(&e);
+                        io.refused(ctx, life, e.into());
+                    }
+                    Ok(Err(Refusal::Hook(response))) => life.respond(&response),
+                    Err(panicked) => io.answer_500(ctx, life, panicked),
+                }
+            }
+            serve::Step::Answer(request) => match &ctx.on_http {
+                // Only a hook's route reads a body.
+                None => life.close(),
+                Some(hook) => match guard(|| hook(request)) {
+                    Ok(response) => life.respond(&response),
+                    Err(panicked) => io.answer_500(ctx, life, panicked),
+                },
+            },
+            // Neither comes: the output was handed over, and `open` took the WebSocket.
+            serve::Step::Write => return Turn::Wait,
+            serve::Step::Open => life.close(),
+            serve::Step::ShutdownWrite => {
+                // What was queued last (a timeout's close, say) goes out first.
+                if io.outbox.write_pending().is_err() {
+                    return Turn::End;
+                }
+                if io.outbox.pending() > 0 {
+                    // Not read meanwhile: what the client sends, or its
+                    // end, would only wake the loop until the linger.
+                    return match io.outbox.set_reading(false) {
+                        Ok(()) => Turn::Wait,
+                        Err(_) => Turn::End,
+                    };
+                }
+                let _ = io.stream.shutdown(Shutdown::Write);
+                life.write_shut(now);
+                if life.poll() == serve::Step::Read && io.outbox.set_reading(true).is_err() {
+                    return Turn::End;
+                }
+            }
+            serve::Step::Finished => return Turn::End,
+        }
+    }
+}
+
+/// Accepts the upgrade: the `101` goes out, then the WebSocket is a
+/// [`Connection`] over the outbox, starting with the bytes after the head;
+/// `None` when the closing phase follows instead.
+fn open(
+    ctx: &Ctx<Box<Factory>>,
+    io: &Io,
+    life: &mut Lifecycle,
+    upgrade: Upgrade,
+    slot: u64,
+    now: Instant,
+) -> Option<Box<Open>> {
+    let (request, rest) = life.upgrade(upgrade.response)?;
+    io.hand_over(life);
+    if life.poll() != serve::Step::Open {
+        return None; // the write failed
+    }
+    let inbound = Protocol::with_received(Role::Server, ctx.config.limits, &rest);
+    let mut conn = Connection::from_parts(inbound, io.outbox.clone());
+    if let Some(deflate) = upgrade.deflate {
+        enable_deflate(&mut conn, deflate);
+    }
+    conn.set_timeouts(timeouts(&ctx.config), now);
+    let sender = Sender::queued(io.outbox.clone());
+    registry::opened(&ctx.state, slot, &sender);
+    match guard(|| (ctx.handler)(&request, sender.clone())) {
+        Ok(on_message) => Some(Box::new(Open {
+            conn,
+            sender,
+            on_message,
+            active: true,
+            held: true,
+        })),
+        Err(e) => {
+            let _ = sender.close(CloseCode::INTERNAL_ERROR, "");
+            ctx.report(io.peer(), &e);
+            life.close();
+            None
         }
     }
 }
 
 impl Open {
     /// Delivers every message that has arrived, reading as this turn
-    /// allows; `Ok(true)` when it waits for more, `Ok(false)` once nothing
-    /// more is read (the close handshake is done, or the client hung up
-    /// after our close).
-    fn drive(&mut self, io: &Io) -> Result<bool, Error> {
+    /// allows (into the loop's `buf`, parsed in place, or straight into a
+    /// large message when the connection offers room there); `Ok(true)`
+    /// when it waits for more, `Ok(false)` once nothing more is read (the
+    /// close handshake is done, or the client hung up after our close).
+    fn drive(&mut self, io: &Io, buf: &mut [u8]) -> Result<bool, Error> {
         loop {
-            match self.conn.step() {
-                Ok(Step::Message) => {
-                    let Some(msg) = self.conn.message_ref() else {
-                        continue;
-                    };
-                    let on_message = &mut self.on_message;
-                    if let Err(e) = guard(|| on_message(msg)).and_then(|sent| sent) {
-                        // The callback gave up on this client: close it.
-                        let _ = self.sender.close(CloseCode::INTERNAL_ERROR, "");
-                        return Err(e);
-                    }
+            let mut n = 0;
+            if !std::mem::take(&mut self.held) {
+                if !self.conn.wants_read() {
+                    return Ok(false);
                 }
-                Ok(Step::Ping | Step::Pong | Step::Close) => {}
-                Ok(Step::Wait) if !self.conn.wants_read() => return Ok(false),
-                Ok(Step::Wait) => match io.read(self.conn.read_buf()) {
+                let direct = self.conn.reads_into_message();
+                let room = match direct {
+                    true => self.conn.read_buf(),
+                    false => &mut *buf,
+                };
+                n = match io.read(room) {
                     // After our close, the client may just hang up.
                     Ok(0) if self.conn.close_sent() => return Ok(false),
                     Ok(0) => return Err(Error::UnexpectedEof),
-                    Ok(n) => self.conn.commit(n),
+                    Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Error::Io(e)),
-                },
-                Err(e) => return Err(Error::Protocol(e)),
+                };
+                if direct {
+                    self.conn.commit(n);
+                    n = 0;
+                }
+            }
+            // Parsed in place, after what the connection holds.
+            let mut input = self.conn.input(&mut buf[..n]);
+            loop {
+                match input.step().map_err(Error::Protocol)? {
+                    Step::Message => {
+                        let Some(msg) = input.message_ref() else {
+                            continue;
+                        };
+                        let on_message = &mut self.on_message;
+                        if let Err(e) = guard(|| on_message(msg)).and_then(|sent| sent) {
+                            // The callback gave up on this client: close it.
+                            let _ = self.sender.close(CloseCode::INTERNAL_ERROR, "");
+                            return Err(e);
+                        }
+                    }
+                    Step::Ping | Step::Pong | Step::Close => {}
+                    Step::Wait => break,
+                }
             }
         }
     }
@@ -700,55 +706,4 @@ fn stopped_reading() -> Error {
         io::ErrorKind::TimedOut,
         "client stopped reading",
     ))
-}
-
-/// Runs a user callback or hook; a panic in it becomes an error for its
-/// client alone, not the end of the thread that serves the others.
-fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
-    panic::catch_unwind(AssertUnwindSafe(f))
-        .map_err(|_| Error::Io(io::Error::other("a callback panicked")))
-}
-
-/// A connection whose last bytes are queued.
-const CLOSING: Phase = Phase::Closing {
-    linger_until: None,
-    client_done: false,
-    taken: None,
-};
-
-/// Reads what is there of a request head; `Some(len)` once it is complete.
-fn read_head(
-    io: &Io,
-    buf: &mut Vec<u8>,
-    scanner: &mut HeadScanner,
-) -> Result<Option<usize>, Error> {
-    loop {
-        let filled = buf.len();
-        let want = filled.clamp(1024, 16 << 10);
-        if !read_more(io, buf, want)? && buf.len() == filled {
-            return Ok(None);
-        }
-        if let Status::Complete(len) = scanner.scan(buf)? {
-            return Ok(Some(len));
-        }
-    }
-}
-
-/// Reads up to `want` more bytes onto `buf`; `Ok(true)` when all came, or
-/// `Ok(false)` when the socket had fewer.
-fn read_more(io: &Io, buf: &mut Vec<u8>, want: usize) -> Result<bool, Error> {
-    if want == 0 {
-        return Ok(true);
-    }
-    let filled = buf.len();
-    buf.resize(filled + want, 0);
-    let result = io.read(&mut buf[filled..]);
-    let n = *result.as_ref().unwrap_or(&0);
-    buf.truncate(filled + n);
-    match result {
-        Ok(0) => Err(Error::UnexpectedEof),
-        Ok(n) => Ok(n == want),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-        Err(e) => Err(Error::Io(e)),
-    }
 }

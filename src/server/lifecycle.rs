@@ -1,11 +1,13 @@
 //! What a request gets once its head is complete: the Host and Origin
-//! checks, the upgrade rules, the hooks and the extension negotiation.
+//! checks, the upgrade rules, the hooks and the extension negotiation;
+//! the lifecycle's settings and the guard around user code.
 //! Pure: both server modes call it.
 
 use super::config::{Config, HttpHook};
 use super::registry::Ctx;
 use crate::error::Error;
 use crate::frame::Role;
+use crate::http::serve::Settings;
 use crate::http::{self, HandshakeError, Request, Response};
 use crate::proto::extensions::permessage_deflate::{negotiate, DeflateConfig, PerMessageDeflate};
 use std::io;
@@ -89,9 +91,21 @@ pub(crate) fn route<'a, H>(
     })))
 }
 
+/// A [`Lifecycle`](crate::http::serve::Lifecycle)'s bounds and deadlines,
+/// from the server's configuration.
+pub(crate) fn settings(config: &Config) -> Settings {
+    Settings::new(
+        &config.limits,
+        config.max_body_size,
+        config.handshake_timeout,
+    )
+}
+
 /// Runs a user hook or handler; a panic in it becomes an error for its
 /// client alone (answered with `500` before the upgrade, a close 1011
-/// after it), not the end of the thread that serves it.
+/// after it), not the end of the thread that serves it. Inlined: the event
+/// loop runs it once per message.
+#[inline]
 pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
     panic::catch_unwind(AssertUnwindSafe(f))
         .map_err(|_| Error::Io(io::Error::other("a callback panicked")))

@@ -83,7 +83,7 @@ struct State {
     written: u64,
     /// The epoll interest last set.
     interest: u32,
-    /// Cleared when nothing more is to be read from the client.
+    /// Cleared while nothing is to be read from the client.
     reading: bool,
     /// Sends on other threads waiting for room.
     waiters: usize,
@@ -167,10 +167,11 @@ impl Outbox {
         self.write(&mut self.lock())
     }
 
-    /// Stops watching for input: the client has nothing more to send.
-    pub(crate) fn stop_reading(&self) -> io::Result<()> {
+    /// Watches for input, or stops: while the last bytes of a closing
+    /// connection go out, what the client sends waits for the linger.
+    pub(crate) fn set_reading(&self, reading: bool) -> io::Result<()> {
         let mut state = self.lock();
-        state.reading = false;
+        state.reading = reading;
         self.rearm(&mut state)
     }
 

@@ -3,14 +3,14 @@
 //! WebSocket in between.
 
 use super::config::Handler;
-use super::lifecycle::{guard, route, Refusal, Route, Upgrade};
+use super::lifecycle::{guard, route, settings, Refusal, Route, Upgrade};
 use super::net::{Listener, Stream};
 use super::registry::{deregister, opened, refuse_busy, register, Ctx, State};
 use crate::blocking::io::{is_timeout, read_some};
 use crate::blocking::WebSocket;
 use crate::error::Error;
 use crate::frame::Role;
-use crate::http::serve::{Lifecycle, Settings, Step};
+use crate::http::serve::{Lifecycle, Step};
 use crate::http::Response;
 use crate::message::CloseCode;
 use std::io::{self, Write};
@@ -72,13 +72,7 @@ fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
         state: &ctx.state,
         id,
     };
-    let config = &ctx.config;
-    let settings = Settings::new(
-        &config.limits,
-        config.max_body_size,
-        config.handshake_timeout,
-    );
-    let mut life = Lifecycle::new(settings, Instant::now());
+    let mut life = Lifecycle::new(settings(&ctx.config), Instant::now());
     let result = serve_connection(&ctx, id, &stream, &mut life);
     life.close();
     // The answer goes out before the report, then the linger.

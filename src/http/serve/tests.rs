@@ -258,6 +258,27 @@ fn an_upgrade_hands_back_the_bytes_after_the_head_exactly() {
 }
 
 #[test]
+fn a_machine_made_for_the_closing_phase_lingers_as_a_closed_one() {
+    let t0 = crate::test_origin();
+    let mut life = Lifecycle::closing(settings());
+    assert_eq!(
+        (life.poll(), life.output()),
+        (Step::ShutdownWrite, &b""[..])
+    );
+    assert_eq!(life.poll_timeout(), None);
+    // No request to answer: decisions change nothing.
+    life.respond(&Response::status(500));
+    assert_eq!(life.upgrade(Vec::new()), None);
+    assert_eq!(life.output(), b"");
+    life.write_shut(secs(t0, 1));
+    assert_eq!(life.poll(), Step::Read);
+    assert_eq!(life.poll_timeout(), Some(secs(t0, 3)));
+    assert_eq!(life.receive(b"late"), Ok(4));
+    assert_eq!(life.receive_eof(), Ok(()));
+    assert_eq!(life.poll(), Step::Finished);
+}
+
+#[test]
 fn closing_drains_the_output_before_the_write_side_is_shut() {
     let t0 = crate::test_origin();
     let mut life = Lifecycle::new(settings(), t0);

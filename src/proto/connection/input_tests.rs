@@ -276,3 +276,45 @@ fn an_oversize_header_arriving_in_place_fails_with_1009_before_memory_is_spent()
 fn text(s: &str) -> Event {
     Event::Message(Message::from(s))
 }
+
+#[test]
+fn a_large_frame_begun_in_place_is_read_straight_into_its_message() {
+    // The event loop's way: a loop-wide buffer for `input`, but `read_buf`
+    // whenever it offers room in the message, which allocates no read buffer.
+    let mut c = client();
+    let large: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    c.send_binary(&large).unwrap();
+    c.send_text("after").unwrap();
+    let stream = drain_output(&mut c);
+    let expected = through_read_buf(Limits::default(), &stream);
+    let mut server = Connection::server(Limits::default());
+    let mut out = Outcome::default();
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut rest, mut direct) = (&stream[..], 0);
+    while !rest.is_empty() {
+        if server.reads_into_message() {
+            let room = server.read_buf();
+            let n = room.len().min(rest.len());
+            room[..n].copy_from_slice(&rest[..n]);
+            server.commit(n);
+            direct += n;
+            assert_eq!(
+                server.inbound.memory_held() - server.inbound.message_memory(),
+                0
+            );
+            let mut input = server.input(&mut []); // the events of what it holds
+            drain(&mut out, || input.next_event());
+            rest = &rest[n..];
+        } else {
+            let n = buf.len().min(rest.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            let mut input = server.input(&mut buf[..n]);
+            drain(&mut out, || input.next_event());
+            rest = &rest[n..];
+        }
+    }
+    out.replies = drain_output(&mut server);
+    assert_eq!(out, expected);
+    assert!(direct > 200_000, "only {direct} bytes read straight in");
+    assert!(!server.reads_into_message(), "between frames");
+}
