@@ -1602,7 +1602,8 @@ fn a_client_that_does_not_read_does_not_stall_others(mode: Mode) {
 }
 
 fn a_client_that_floods_does_not_starve_others(mode: Mode) {
-    // One loop thread; A pipelines 16 MiB of small messages and reads its echoes.
+    // One loop thread; A pipelines 64 MiB of small messages and reads its
+    // echoes: long enough for B to have many turns however fast the loop is.
     let (server, addr) = spawn_echo(
         mode,
         bind(Config {
@@ -1610,7 +1611,7 @@ fn a_client_that_floods_does_not_starve_others(mode: Mode) {
             ..config(mode, "flood")
         }),
     );
-    const COUNT: usize = 4096;
+    const COUNT: usize = 16384;
     let a = raw_open(addr);
     let mut a_reader = RawClient {
         stream: a.stream.try_clone().unwrap(),

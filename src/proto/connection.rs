@@ -95,6 +95,8 @@ pub struct Connection<O = Outbound> {
     writing: bool,
     /// Since when output has waited without any of it being written.
     stalled_since: Option<Instant>,
+    /// When a driver's outlet last wrote bytes while output still waited.
+    took_at: Option<Instant>,
     /// When our close was first seen queued, for the close timeout.
     close_sent_at: Option<Instant>,
     /// The peer's close frame, once it arrived (`Some(None)`: it had no code).
@@ -154,6 +156,7 @@ impl<O: Outlet> Connection<O> {
             written: 0,
             writing: false,
             stalled_since: None,
+            took_at: None,
             close_sent_at: None,
             peer_close: None,
             end: End::Running,
@@ -464,10 +467,14 @@ impl<O: Outlet> Connection<O> {
 
     /// For a driver whose sending half writes its own output (an [`Outlet`]
     /// shared with other threads): `written` bytes of output are written
-    /// so far, in all. The write deadline and keepalive count them as
-    /// [`Connection::advance_output`] does.
-    pub fn output_written(&mut self, written: u64) {
-        self.took |= written != self.written;
+    /// so far, in all, the last of them at `at` if output still waited
+    /// then (the write deadline runs from there, not from this call). The
+    /// write deadline and keepalive count them as [`Connection::advance_output`] does.
+    pub fn output_written(&mut self, written: u64, at: Option<Instant>) {
+        if written != self.written {
+            self.took = true;
+            self.took_at = at;
+        }
         self.written = written;
     }
 
@@ -527,7 +534,8 @@ impl<O: Outlet> Connection<O> {
             if self.stalled_since.is_some() {
                 self.heard(now);
             }
-            self.stalled_since = pending.then_some(now);
+            let at = self.took_at.take().unwrap_or(now);
+            self.stalled_since = pending.then_some(at);
         } else if !pending {
             self.stalled_since = None;
         } else if self.stalled_since.is_none() {

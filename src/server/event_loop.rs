@@ -16,7 +16,7 @@ use super::config::Config;
 use super::epoll::{self, Epoll, Event};
 use super::lifecycle::{guard, route, settings, Refusal, Route, Upgrade};
 use super::net::{Addr, Listener, Stream};
-use super::outbox::{self, Outbox, BACKLOG_HIGH};
+use super::outbox::{self, stopped_reading, Outbox, BACKLOG_HIGH};
 use super::registry::{self, Ctx};
 use crate::blocking::{DuplexStream, Sender};
 use crate::error::Error;
@@ -454,13 +454,15 @@ impl Conn {
                 if !std::mem::take(&mut open.active) {
                     open.conn.shrink();
                 }
-                open.conn.output_written(self.io.outbox.written());
+                let (written, at) = self.io.outbox.written();
+                open.conn.output_written(written, at);
                 let stream = &self.io.stream;
                 match open.conn.handle_timeout_with(now, || stream.unacked()) {
                     // A keepalive ping may be queued; a write that fails
                     // shows as the end of the stream.
                     None => drop(self.io.outbox.write_pending()),
                     Some(Expired::SendStalled(_)) => {
+                        self.io.outbox.stalled();
                         ctx.report(self.io.peer(), &stopped_reading());
                         return false;
                     }
@@ -477,16 +479,17 @@ impl Conn {
                 if self.io.outbox.pending() == 0 {
                     *taken = None;
                 } else {
-                    let written = self.io.outbox.written();
+                    let (written, at) = self.io.outbox.written();
                     match *taken {
                         Some((at, since)) if at == written => {
                             let limit = ctx.config.write_timeout;
                             if limit.is_some_and(|limit| now - since >= limit) {
+                                self.io.outbox.stalled();
                                 ctx.report(self.io.peer(), &stopped_reading());
                                 return false;
                             }
                         }
-                        _ => *taken = Some((written, now)),
+                        _ => *taken = Some((written, at.unwrap_or(now))),
                     }
                 }
                 // Its deadlines: `408` for a slow request, the linger's end.
@@ -697,13 +700,4 @@ fn timeouts(config: &Config) -> Timeouts {
 #[inline(never)]
 fn enable_deflate(conn: &mut Connection<Arc<Outbox>>, deflate: Box<PerMessageDeflate>) {
     conn.enable_deflate(*deflate);
-}
-
-/// What a client that took none of our output for the write timeout is
-/// dropped with.
-fn stopped_reading() -> Error {
-    Error::Io(io::Error::new(
-        io::ErrorKind::TimedOut,
-        "client stopped reading",
-    ))
 }

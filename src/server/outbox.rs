@@ -81,6 +81,8 @@ struct State {
     out: Outbound,
     /// Bytes the socket took, in all.
     written: u64,
+    /// When the socket last took bytes while more waited.
+    took_at: Option<Instant>,
     /// The epoll interest last set.
     interest: u32,
     /// Cleared while nothing is to be read from the client.
@@ -89,6 +91,9 @@ struct State {
     waiters: usize,
     /// Set when the loop dropped the connection: sends fail.
     ended: bool,
+    /// Set when it was dropped because the client stopped reading: sends
+    /// fail saying so, as they would had their own wait run out first.
+    stalled: bool,
 }
 
 impl fmt::Debug for Outbox {
@@ -114,10 +119,12 @@ impl Outbox {
             state: Mutex::new(State {
                 out: Outbound::server(),
                 written: 0,
+                took_at: None,
                 interest: epoll::READABLE,
                 reading: true,
                 waiters: 0,
                 ended: false,
+                stalled: false,
             }),
             room: Condvar::new(),
             closed: AtomicBool::new(false),
@@ -146,9 +153,11 @@ impl Outbox {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Bytes the socket took, in all.
-    pub(crate) fn written(&self) -> u64 {
-        self.lock().written
+    /// Bytes the socket took, in all, and when it last took some while
+    /// more waited (the start of the wait for what is left).
+    pub(crate) fn written(&self) -> (u64, Option<Instant>) {
+        let state = self.lock();
+        (state.written, state.took_at)
     }
 
     /// Queues bytes that are not a frame (an HTTP response) and writes them.
@@ -175,8 +184,15 @@ impl Outbox {
         self.rearm(&mut state)
     }
 
+    /// The loop found the client stopped reading (the write deadline
+    /// passed): waiting and later sends fail with [`stopped_reading`].
+    pub(crate) fn stalled(&self) {
+        self.lock().stalled = true;
+    }
+
     /// Ends the connection for good: waiting senders let go, later sends
-    /// fail with [`Error::Closed`], and the socket is shut down.
+    /// fail with [`Error::Closed`] (or [`stopped_reading`]), and the socket
+    /// is shut down.
     pub(crate) fn end(&self) {
         let mut state = self.lock();
         state.ended = true;
@@ -189,6 +205,7 @@ impl Outbox {
 
     /// Writes what waits until the socket is full, then watches for room.
     fn write(&self, state: &mut State) -> io::Result<()> {
+        let before = state.written;
         while state.out.pending() > 0 {
             let (result, offered) = match state.out.contiguous() {
                 // The usual case: one piece, one plain write.
@@ -214,6 +231,10 @@ impl Outbox {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.fail(state, e)),
             }
+        }
+        if state.out.pending() > 0 && state.written != before {
+            // Only when bytes are left waiting: no clock read per message.
+            state.took_at = Some(Instant::now());
         }
         if state.waiters > 0 && state.out.pending() == 0 {
             self.room.notify_all();
@@ -265,6 +286,9 @@ impl Outbox {
         let mut state = self.lock();
         state.waiters += 1;
         let result = loop {
+            if state.stalled {
+                break Err(stopped_reading());
+            }
             if state.ended || state.out.is_broken() {
                 break Err(Error::Closed);
             }
@@ -275,8 +299,9 @@ impl Outbox {
                 d.saturating_duration_since(Instant::now())
             });
             if left.is_zero() {
-                let e = io::Error::new(io::ErrorKind::TimedOut, "client stopped reading");
-                break Err(Error::Io(self.fail(&mut state, e)));
+                state.stalled = true;
+                let _ = self.fail(&mut state, io::ErrorKind::TimedOut.into());
+                break Err(stopped_reading());
             }
             state = match self.room.wait_timeout(state, left) {
                 Ok((guard, _)) => guard,
@@ -295,6 +320,9 @@ impl Queue for Outbox {
             self.wait_for_room()?;
         }
         let mut state = self.lock();
+        if state.stalled {
+            return Err(stopped_reading());
+        }
         if state.ended {
             return Err(Error::Closed);
         }
@@ -330,6 +358,14 @@ impl Queue for Outbox {
         let mut state = self.lock();
         let _ = self.fail(&mut state, io::ErrorKind::BrokenPipe.into());
     }
+}
+
+/// Why a client that took nothing for the write timeout was dropped.
+pub(crate) fn stopped_reading() -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "client stopped reading",
+    ))
 }
 
 /// The loop's connection sends its reactions (pongs, close echoes, pings)

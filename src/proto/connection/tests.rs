@@ -391,11 +391,33 @@ fn writes_a_driver_reports_itself_restart_the_write_timeout() {
     pair.run();
     assert_eq!(pair.advance(5 * S).1, None);
     // A driver whose outlet writes for itself says how far it got.
-    pair.server.output_written(100);
+    pair.server.output_written(100, None);
     assert_eq!(pair.advance(6 * S).1, None);
-    pair.server.output_written(100); // no further
+    pair.server.output_written(100, None); // no further
     assert_eq!(pair.advance(9 * S).1, None);
     assert_eq!(pair.advance(S).1, Some(Expired::SendStalled(10 * S)));
+}
+
+#[test]
+fn the_write_deadline_runs_from_when_the_outlet_last_wrote_not_from_the_tick() {
+    let server = Timeouts {
+        write: Some(10 * S),
+        ..Timeouts::default()
+    };
+    let mut pair = Pair::with_timeouts(server, Timeouts::default());
+    pair.server.send_binary(&[0; 5000]).unwrap();
+    pair.to_client = false;
+    pair.run();
+    assert_eq!(pair.advance(S).1, None);
+    // The outlet wrote 100 bytes a moment after the start, and the tick
+    // that hears of it comes 4 s later: the deadline is 10 s from the write.
+    let wrote_at = pair.now + S / 2;
+    pair.now += 4 * S;
+    pair.server.output_written(100, Some(wrote_at));
+    assert_eq!(pair.server.handle_timeout(pair.now), None);
+    assert_eq!(pair.server.poll_timeout(), Some(wrote_at + 10 * S));
+    assert_eq!(pair.advance(6 * S).1, None); // 9.5 s after the write
+    assert_eq!(pair.advance(S / 2).1, Some(Expired::SendStalled(10 * S)));
 }
 
 #[test]
