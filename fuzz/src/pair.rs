@@ -360,6 +360,8 @@ struct Side {
     /// A write failed: nothing more goes out.
     broken: bool,
     end: End,
+    /// The first failure's or expiry's code: what `failure()` reports.
+    first_failure: Option<CloseCode>,
     /// Nothing more is read: the peer's close arrived or we failed.
     in_closed: bool,
     got_close: Option<Option<CloseFrame>>,
@@ -398,6 +400,7 @@ impl Side {
             closed: false,
             broken: false,
             end: End::Running,
+            first_failure: None,
             in_closed: false,
             got_close: None,
             sent_close: None,
@@ -601,12 +604,7 @@ impl Side {
             "{name}: close_sent"
         );
         assert_eq!(c.wants_read(), !self.in_closed, "{name}: wants_read");
-        let failure = match self.end {
-            End::Running => None,
-            End::Failed(code) => Some(code),
-            End::Expired(_) => Some(CloseCode::GOING_AWAY),
-        };
-        assert_eq!(c.failure(), failure, "{name}: failure");
+        assert_eq!(c.failure(), self.first_failure, "{name}: failure");
         assert_eq!(
             c.peer_close_frame(),
             self.got_close.as_ref().map(Option::as_ref),
@@ -1403,6 +1401,7 @@ impl Pair {
         }
         assert_eq!(e.close_code(), CloseCode::TOO_BIG, "{}: {e:?}", b.name);
         b.end = End::Failed(e.close_code());
+        b.first_failure.get_or_insert(e.close_code());
         b.in_closed = true;
         if !b.closed && !b.broken {
             b.queued_close(a, Some(e.close_frame()), delta);
@@ -1494,6 +1493,7 @@ impl Pair {
             (None, _) => assert_eq!(after, before, "{}: bytes queued", a.name),
             (Some(why), _) => {
                 a.end = End::Expired(why);
+                a.first_failure.get_or_insert(CloseCode::GOING_AWAY);
                 self.summary.expired[i] = Some(why);
                 match why {
                     Expired::SendStalled(_) => {

@@ -102,6 +102,8 @@ pub struct Connection<O = Outbound> {
     /// The peer's close frame, once it arrived (`Some(None)`: it had no code).
     peer_close: Option<Option<CloseFrame>>,
     end: End,
+    /// The code of the first failure or expiry: what [`Connection::failure`] reports.
+    first_failure: Option<CloseCode>,
 }
 
 /// What [`Connection::step`] found.
@@ -160,6 +162,7 @@ impl<O: Outlet> Connection<O> {
             close_sent_at: None,
             peer_close: None,
             end: End::Running,
+            first_failure: None,
         }
     }
 
@@ -367,9 +370,8 @@ impl<O: Outlet> Connection<O> {
         if let Ok(payload) = close_payload(frame.code, &frame.reason) {
             let _ = self.send_frame(OpCode::Close, &payload);
         }
-        if self.end == End::Running {
-            self.end = End::Failed(frame.code);
-        }
+        self.end = End::Failed(frame.code);
+        self.first_failure.get_or_insert(frame.code);
         e
     }
 
@@ -542,10 +544,8 @@ impl<O: Outlet> Connection<O> {
             self.stalled_since = Some(now);
         }
         let why = self.expired_at(now, unacked)?;
-        // The first ending is the one reported (a failure, then a write stall: the failure).
-        if self.end == End::Running {
-            self.end = End::Expired(why);
-        }
+        self.end = End::Expired(why);
+        self.first_failure.get_or_insert(CloseCode::GOING_AWAY);
         match why {
             // Nothing can be written: shut down at once.
             Expired::SendStalled(_) => self.outbound.with(Outbound::write_failed),
@@ -623,11 +623,7 @@ impl<O: Outlet> Connection<O> {
     /// The close code the connection failed or timed out with, if it did:
     /// the first of them, should both happen.
     pub fn failure(&self) -> Option<CloseCode> {
-        match self.end {
-            End::Running => None,
-            End::Failed(code) => Some(code),
-            End::Expired(_) => Some(CloseCode::GOING_AWAY),
-        }
+        self.first_failure
     }
 
     /// Bytes this connection holds now: buffers, assembly, queue, codec.
