@@ -52,6 +52,15 @@ impl Pair {
         pair
     }
 
+    /// A server with a write timeout of `write`, the client with none.
+    fn with_write_timeout(write: Duration) -> Pair {
+        let server = Timeouts {
+            write: Some(write),
+            ..Timeouts::default()
+        };
+        Pair::with_timeouts(server, Timeouts::default())
+    }
+
     /// Moves bytes both ways until neither side has anything to write;
     /// returns what each side saw (client, server).
     fn run(&mut self) -> (Seen, Seen) {
@@ -91,6 +100,16 @@ impl Pair {
             self.server.handle_timeout(self.now),
         )
     }
+}
+
+/// A server with a 10 s write timeout and 5000 bytes queued for a client
+/// that takes none of them.
+fn stalled_server() -> Pair {
+    let mut pair = Pair::with_write_timeout(10 * S);
+    pair.server.send_binary(&[0; 5000]).unwrap();
+    pair.to_client = false;
+    pair.run();
+    pair
 }
 
 fn drain_events(conn: &mut Connection, seen: &mut Seen) {
@@ -343,14 +362,7 @@ fn a_close_that_is_never_answered_times_out() {
 
 #[test]
 fn output_the_peer_never_takes_breaks_the_connection_at_the_write_timeout() {
-    let server = Timeouts {
-        write: Some(10 * S),
-        ..Timeouts::default()
-    };
-    let mut pair = Pair::with_timeouts(server, Timeouts::default());
-    pair.server.send_binary(&[0; 5000]).unwrap();
-    pair.to_client = false;
-    pair.run();
+    let mut pair = stalled_server();
     assert_eq!(pair.advance(5 * S).1, None);
     // Part of it is taken: the clock starts again.
     pair.server.advance_output(100);
@@ -364,11 +376,7 @@ fn output_the_peer_never_takes_breaks_the_connection_at_the_write_timeout() {
 
 #[test]
 fn a_failure_stays_the_reported_ending_when_a_deadline_passes_after_it() {
-    let server = Timeouts {
-        write: Some(10 * S),
-        ..Timeouts::default()
-    };
-    let mut pair = Pair::with_timeouts(server, Timeouts::default());
+    let mut pair = Pair::with_write_timeout(10 * S);
     pair.to_client = false; // the client takes nothing: the close 1002 waits
     pair.server.receive(&[0x81, 0x01, b'x']); // unmasked: 1002
     let (_, server) = pair.run();
@@ -381,14 +389,7 @@ fn a_failure_stays_the_reported_ending_when_a_deadline_passes_after_it() {
 
 #[test]
 fn writes_a_driver_reports_itself_restart_the_write_timeout() {
-    let server = Timeouts {
-        write: Some(10 * S),
-        ..Timeouts::default()
-    };
-    let mut pair = Pair::with_timeouts(server, Timeouts::default());
-    pair.server.send_binary(&[0; 5000]).unwrap();
-    pair.to_client = false;
-    pair.run();
+    let mut pair = stalled_server();
     assert_eq!(pair.advance(5 * S).1, None);
     // A driver whose outlet writes for itself says how far it got.
     pair.server.output_written(100, None);
@@ -400,14 +401,7 @@ fn writes_a_driver_reports_itself_restart_the_write_timeout() {
 
 #[test]
 fn the_write_deadline_runs_from_when_the_outlet_last_wrote_not_from_the_tick() {
-    let server = Timeouts {
-        write: Some(10 * S),
-        ..Timeouts::default()
-    };
-    let mut pair = Pair::with_timeouts(server, Timeouts::default());
-    pair.server.send_binary(&[0; 5000]).unwrap();
-    pair.to_client = false;
-    pair.run();
+    let mut pair = stalled_server();
     assert_eq!(pair.advance(S).1, None);
     // The outlet wrote 100 bytes a moment after the start, and the tick
     // that hears of it comes 4 s later: the deadline is 10 s from the write.
