@@ -6,7 +6,7 @@
 //! direction, RSV bits an extension allows, sizes) is the protocol's business.
 
 use crate::status::Status;
-use std::fmt;
+use core::fmt;
 
 /// The longest header: 2 bytes, 8 bytes of extended length, 4 bytes of mask.
 pub const MAX_HEADER_LEN: usize = 14;
@@ -117,7 +117,7 @@ impl fmt::Display for FrameError {
     }
 }
 
-impl std::error::Error for FrameError {}
+impl core::error::Error for FrameError {}
 
 /// Parses a frame header from the start of `buf`.
 ///

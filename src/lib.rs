@@ -37,6 +37,24 @@
 //! | sans-IO | [`proto`], [`http`] | [`Connection`]: both directions of a WebSocket as a state machine, deadlines with the time passed in; HTTP heads, the upgrade, and a server connection's life around it ([`http::serve`]) |
 //! | pure | [`frame`], [`mask`], [`utf8`], [`deflate`] | functions and a codec over byte slices |
 //!
+//! ## Features
+//!
+//! All on by default. Code behind a feature is not compiled without it.
+//!
+//! | feature | what it brings |
+//! | --- | --- |
+//! | `std` | the blocking [`WebSocket`], [`Sender`], `client`, [`Server`], `hub`; threads, sockets, and the clock ([`Instant::now`]) |
+//! | `deflate` | permessage-deflate (RFC 7692) and its codec, `deflate`; about 80 KB of code |
+//! | `simd` (needs `std`) | the run-time-dispatched AVX2/AVX-512 unmask on x86-64: one `unsafe` block |
+//! | `event-loop` (needs `std`) | `Server::run_event_loop`, Linux epoll: the other `unsafe` block |
+//!
+//! Without `std` the crate is `no_std` + `alloc` (it builds for
+//! `thumbv7em-none-eabihf`): [`frame`], [`mask`], [`utf8`], the HTTP heads
+//! and upgrade in [`http`] with [`http::serve::Lifecycle`], and the sans-IO
+//! [`Connection`], with time passed in as an [`Instant`] counted from the
+//! device's own origin. Without `simd` and `event-loop`, unsafe code is
+//! forbidden crate-wide.
+//!
 //! ## Two connections talking in memory
 //!
 //! [`Connection`] has no IO: bytes in, events out; sends in, bytes out. A
@@ -86,14 +104,26 @@
 //! assert!(server.is_finished() && client.is_finished());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-// Two unsafe blocks, each proven by benchmark: `mask::simd` (a CPU-feature
-// dispatch) and `server::epoll` (the event loop's three system calls).
-#![deny(unsafe_code)]
+// Without `std`, the crate is a no_std + alloc core (layers 1 and 2).
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
+// Two unsafe blocks, each proven by benchmark and each behind its feature:
+// `mask::simd` (`simd`, a CPU-feature dispatch) and `server::epoll`
+// (`event-loop`, the event loop's three system calls). Without both, no
+// unsafe code is compiled at all.
+#![cfg_attr(
+    not(any(feature = "simd", feature = "event-loop")),
+    forbid(unsafe_code)
+)]
+#![cfg_attr(any(feature = "simd", feature = "event-loop"), deny(unsafe_code))]
 #![warn(missing_docs)]
 
+extern crate alloc;
+
 // Layer 1: pure functions and a codec over byte slices.
+#[cfg(feature = "deflate")]
 pub mod deflate;
 pub mod frame;
+mod instant;
 mod limits;
 pub mod mask;
 mod message;
@@ -103,31 +133,40 @@ pub mod utf8;
 pub mod http;
 pub mod proto;
 // Layer 3: blocking drivers; layer 4: the server.
+#[cfg(feature = "std")]
 mod blocking;
+#[cfg(feature = "std")]
 mod error;
+#[cfg(feature = "std")]
 mod server;
 
+#[cfg(feature = "std")]
 pub use blocking::client;
+#[cfg(feature = "std")]
 pub use blocking::{DuplexStream, Sender, WebSocket};
+#[cfg(feature = "std")]
 pub use error::Error;
 pub use frame::Role;
 pub use http::{Request, Response};
 pub use limits::Limits;
 pub use message::{CloseCode, CloseFrame, Message, MessageRef};
+#[cfg(feature = "deflate")]
 pub use proto::extensions::permessage_deflate::DeflateConfig;
-pub use proto::{Connection, Keepalive};
+pub use proto::{Connection, Instant, Keepalive};
+#[cfg(feature = "std")]
 pub use server::hub;
+#[cfg(feature = "std")]
 pub use server::{Accept, Addr, Config, Running, Server, ShutdownHandle, Stream};
 pub use status::Status;
 
-/// An origin for virtual time in the sans-IO layers' unit tests: those
-/// layers never read the clock, but an `Instant` can only come from it.
+/// Where virtual time starts in the sans-IO layers' unit tests: an hour
+/// past the origin, as a driver's clock would be once running.
 #[cfg(test)]
-pub(crate) fn test_origin() -> std::time::Instant {
-    std::time::Instant::now()
+pub(crate) fn test_origin() -> proto::Instant {
+    proto::Instant::from_duration(core::time::Duration::from_secs(3600))
 }
 
-/// The README's examples, compiled as doc tests.
-#[cfg(doctest)]
+/// The README's examples, compiled as doc tests (they use every feature).
+#[cfg(all(doctest, feature = "deflate", feature = "event-loop"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -23,7 +23,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
     let o = offset % 4;
     let key = [key[o], key[(o + 1) % 4], key[(o + 2) % 4], key[(o + 3) % 4]];
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    #[cfg(all(feature = "simd", target_arch = "x86_64", not(miri)))]
     if buf.len() >= 256 {
         return simd::apply_mask_wide(buf, key);
     }
@@ -33,7 +33,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// Masks `buf` with `key` starting at key byte 0: bytes up to a 64-byte
 /// boundary, so that wide stores never straddle cache lines (that halves
 /// their speed), then [`apply_mask_blocks`].
-#[cfg(any(test, all(target_arch = "x86_64", not(miri))))]
+#[cfg(any(test, all(feature = "simd", target_arch = "x86_64", not(miri))))]
 #[inline(always)]
 fn apply_mask_aligned(buf: &mut [u8], key: [u8; 4]) {
     let head_len = buf.as_ptr().align_offset(64).min(buf.len());
@@ -88,7 +88,7 @@ fn apply_mask_blocks(buf: &mut [u8], key: [u8; 4]) {
 /// `benches/micro.rs` is the proof that this pays: on an AVX-512 machine, in-place
 /// unmasking of 16 KiB goes from 0.6x to 1.1x the speed of `memcpy`; the
 /// portable build cannot use more than 16-byte vectors however the loop is written.
-#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[cfg(all(feature = "simd", target_arch = "x86_64", not(miri)))]
 mod simd {
     use super::apply_mask_aligned;
 
@@ -194,12 +194,15 @@ mod tests {
             for len in [0, 1, 63, 64, 127, 128, 129, 255, 1000, 2995] {
                 let mut slow = source[start..start + len].to_vec();
                 apply_mask_reference(&mut slow, key, 0);
-                #[cfg_attr(not(all(target_arch = "x86_64", not(miri))), allow(unused_mut))]
+                #[cfg_attr(
+                    not(all(feature = "simd", target_arch = "x86_64", not(miri))),
+                    allow(unused_mut)
+                )]
                 let mut paths: Vec<MaskPath> = vec![
                     ("blocks", apply_mask_blocks),
                     ("aligned", apply_mask_aligned),
                 ];
-                #[cfg(all(target_arch = "x86_64", not(miri)))]
+                #[cfg(all(feature = "simd", target_arch = "x86_64", not(miri)))]
                 paths.extend(simd::detected());
                 for (name, path) in paths {
                     let mut fast = source[start..start + len].to_vec();

@@ -1,6 +1,7 @@
 //! What travels over a WebSocket: data messages and close frames.
 
-use std::fmt;
+use alloc::{borrow::ToOwned, string::String, vec::Vec};
+use core::fmt;
 
 /// A complete data message.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,13 +5,13 @@
 //! character between pieces and fails as soon as a byte makes the text invalid,
 //! not when the message ends (RFC 6455 section 8.1, Autobahn cases 6.4.x).
 
-use std::fmt;
+use core::fmt;
 
 /// Where text stopped being valid UTF-8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Utf8Error {
     /// Offset of the first byte of the invalid sequence, counted from the start
-    /// of the text; equal to `std::str::Utf8Error::valid_up_to` over the whole text.
+    /// of the text; equal to `core::str::Utf8Error::valid_up_to` over the whole text.
     pub valid_up_to: usize,
 }
 
@@ -21,7 +21,7 @@ impl fmt::Display for Utf8Error {
     }
 }
 
-impl std::error::Error for Utf8Error {}
+impl core::error::Error for Utf8Error {}
 
 /// Validates text fed to it in arbitrary pieces.
 ///
@@ -63,7 +63,7 @@ impl Utf8Validator {
             bytes = rest;
             self.pending[self.pending_len] = b;
             self.pending_len += 1;
-            match std::str::from_utf8(&self.pending[..self.pending_len]) {
+            match core::str::from_utf8(&self.pending[..self.pending_len]) {
                 Ok(_) => {
                     self.valid += self.pending_len;
                     self.pending_len = 0;
@@ -72,7 +72,7 @@ impl Utf8Validator {
                 Err(_) => {} // still a valid prefix: wait for the next byte
             }
         }
-        match std::str::from_utf8(bytes) {
+        match core::str::from_utf8(bytes) {
             Ok(_) => {
                 self.valid += bytes.len();
                 Ok(())
@@ -147,7 +147,7 @@ mod tests {
             b"text\xe2\x82",
         ];
         for data in cases {
-            let expected = std::str::from_utf8(data).unwrap_err().valid_up_to();
+            let expected = core::str::from_utf8(data).unwrap_err().valid_up_to();
             for i in 0..=data.len() {
                 let got = feed_split(data, &[i]).unwrap_err();
                 assert_eq!(got.valid_up_to, expected, "{data:?} split at {i}");

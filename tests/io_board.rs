@@ -21,7 +21,7 @@ fn status(inputs: &str, outputs: &str) -> String {
 /// and the event loop (Linux only).
 const MODES: &[&[&str]] = &[
     &[],
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "event-loop"))]
     &["--event-loop"],
 ];
 

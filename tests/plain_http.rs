@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use stdws::{Addr, Config, MessageRef, Response, Running, Server};
+use stdws::{Addr, Config, Response, Running, Server};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -16,17 +16,17 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Threads,
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg(all(target_os = "linux", feature = "event-loop"))]
     EventLoop,
 }
 
 /// The kinds of server this platform has.
 fn kinds() -> Vec<Kind> {
-    if cfg!(target_os = "linux") {
-        vec![Kind::Threads, Kind::EventLoop]
-    } else {
-        vec![Kind::Threads]
-    }
+    vec![
+        Kind::Threads,
+        #[cfg(all(target_os = "linux", feature = "event-loop"))]
+        Kind::EventLoop,
+    ]
 }
 
 /// What a test server saw: `on_http` calls and the errors reported.
@@ -59,8 +59,9 @@ fn start(kind: Kind, config: Config) -> (Running, SocketAddr, Seen) {
         });
     let running = match kind {
         Kind::Threads => server.spawn(|_| Ok(())).unwrap(),
+        #[cfg(all(target_os = "linux", feature = "event-loop"))]
         Kind::EventLoop => server
-            .spawn_event_loop(|_, _| |_: MessageRef<'_>| Ok(()))
+            .spawn_event_loop(|_, _| |_: stdws::MessageRef<'_>| Ok(()))
             .unwrap(),
     };
     let Addr::Tcp(addr) = running.addr().clone() else {

@@ -29,6 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 use stdws::client::{self, ClientConfig, ConnectError};
 use stdws::hub::{Hub, Membership};
+#[cfg(feature = "deflate")]
 use stdws::DeflateConfig;
 use stdws::{
     Accept, Addr, CloseCode, Config, Error, Keepalive, Limits, Message, MessageRef, Request,
@@ -47,17 +48,20 @@ enum Mode {
     /// `Server::spawn` / `Server::run`: a thread per client.
     Threaded,
     /// `Server::spawn_event_loop` / `Server::run_event_loop`: a few epoll threads.
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "event-loop"))]
     EventLoop,
 }
 
 impl Mode {
     /// `threaded` or `event_loop`, whichever is this mode's.
-    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    #[cfg_attr(
+        not(all(target_os = "linux", feature = "event-loop")),
+        allow(unused_variables)
+    )]
     fn pick<T>(self, threaded: T, event_loop: T) -> T {
         match self {
             Mode::Threaded => threaded,
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", feature = "event-loop"))]
             Mode::EventLoop => event_loop,
         }
     }
@@ -70,7 +74,7 @@ impl Mode {
     {
         match self {
             Mode::Threaded => server.spawn(per_thread(factory)),
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", feature = "event-loop"))]
             Mode::EventLoop => server.spawn_event_loop(factory),
         }
         .unwrap_or_else(|e| panic!("{self:?}: the server did not start: {e}"))
@@ -84,7 +88,7 @@ impl Mode {
     {
         match self {
             Mode::Threaded => server.run(per_thread(factory)),
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", feature = "event-loop"))]
             Mode::EventLoop => server.run_event_loop(factory),
         }
     }
@@ -117,7 +121,7 @@ macro_rules! in_both_modes {
         mod threaded {
             $( $(#[$attr])* #[test] fn $name() { super::$name(super::Mode::Threaded) } )*
         }
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "event-loop"))]
         mod event_loop {
             $( $(#[$attr])* #[test] fn $name() { super::$name(super::Mode::EventLoop) } )*
         }
@@ -141,6 +145,7 @@ in_both_modes! {
     listed_hosts_and_origins_are_allowed,
     #[cfg(unix)]
     serves_a_unix_socket_without_host_checks,
+    #[cfg(feature = "deflate")]
     negotiates_permessage_deflate_when_configured,
     errors_reach_the_error_hook_not_stderr,
     over_max_connections_gets_503_not_a_hang,
@@ -824,6 +829,7 @@ fn serves_a_unix_socket_without_host_checks(mode: Mode) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg(feature = "deflate")]
 fn negotiates_permessage_deflate_when_configured(mode: Mode) {
     let (server, addr) = spawn_echo(
         mode,
@@ -1827,7 +1833,7 @@ fn a_client_that_half_closes_still_gets_its_echoes(mode: Mode) {
         Mode::Threaded => {
             c.expect_close(1000);
         }
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "event-loop"))]
         Mode::EventLoop => c.expect_tcp_closed(),
     }
     drop(c);
@@ -2027,7 +2033,7 @@ mod threaded_only {
 // Event loop only: loop threads, and sends that must not block them
 // ---------------------------------------------------------------------------
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "event-loop"))]
 mod event_loop_only {
     use super::*;
 
@@ -2157,7 +2163,7 @@ mod event_loop_only {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(not(target_os = "linux"), feature = "event-loop"))]
 mod event_loop_only {
     use stdws::{MessageRef, Request, Sender, Server};
 

@@ -25,13 +25,13 @@ const BIG: usize = 40 << 20;
 #[derive(Clone, Copy, Debug)]
 enum Mode {
     Threaded,
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "event-loop"))]
     EventLoop,
 }
 
 const MODES: &[Mode] = &[
     Mode::Threaded,
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "event-loop"))]
     Mode::EventLoop,
 ];
 
@@ -67,7 +67,7 @@ fn echo_server(
             }
             Ok(())
         }),
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "event-loop"))]
         Mode::EventLoop => {
             server.spawn_event_loop(|_, tx| move |msg: stdws::MessageRef<'_>| tx.send_ref(msg))
         }
@@ -108,7 +108,7 @@ fn a_peer_that_stops_reading_is_dropped_within_the_write_timeout_with_no_frame_i
         // leave the server time to read the message (slow under qemu).
         let limit = match mode {
             Mode::Threaded => write_timeout * 5 / 2,
-            #[cfg(target_os = "linux")]
+            #[cfg(all(target_os = "linux", feature = "event-loop"))]
             Mode::EventLoop => write_timeout * 7 / 2,
         };
         let (server, addr, errors) = echo_server(

@@ -410,6 +410,7 @@ fn random_messages_roundtrip() {
 /// fragmented at random points with RSV1 on the first fragment; sometimes
 /// corrupted. Returns the message as the receiver should deliver it, if the
 /// stream carries it intact.
+#[cfg(feature = "deflate")]
 fn compressed_message(rng: &mut Rng, role: Role, out: &mut Vec<u8>) -> Option<Message> {
     use stdws::deflate::{Deflater, Level, WindowBits};
     let text = rng.chance(60);
@@ -461,6 +462,7 @@ fn compressed_message(rng: &mut Rng, role: Role, out: &mut Vec<u8>) -> Option<Me
     })
 }
 
+#[cfg(feature = "deflate")]
 #[test]
 fn random_streams_with_deflate_keep_every_invariant_however_read() {
     use stdws::proto::extensions::permessage_deflate::{

@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
+#[cfg(feature = "deflate")]
 use stdws::proto::extensions::permessage_deflate::{
     AgreedParams, DeflateConfig, PerMessageDeflate,
 };
@@ -195,6 +196,7 @@ fn a_sender_knows_when_the_close_has_gone_out() {
     );
 }
 
+#[cfg(feature = "deflate")]
 #[test]
 fn deflate_enabled_after_a_sender_exists_compresses_what_it_sends() {
     let (server, client) = tcp_pair();

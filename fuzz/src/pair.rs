@@ -82,7 +82,7 @@
 use super::harness::{read_buffer_bound, sendable_code, truncate_str, INFLATE_MEMORY};
 use super::{Cursor, MAX_PATTERN_PAYLOAD, MAX_STREAM_PAYLOAD};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stdws::deflate::{Level, WindowBits};
 use stdws::frame::{OpCode, MAX_CONTROL_PAYLOAD};
 use stdws::proto::extensions::permessage_deflate::{
@@ -91,6 +91,7 @@ use stdws::proto::extensions::permessage_deflate::{
 use stdws::proto::{
     Connection, Event, Expired, Keepalive, MaskKeys, Payload, ProtocolError, SendError, Timeouts,
 };
+use stdws::Instant;
 use stdws::{CloseCode, CloseFrame, Limits, Message, MessageRef, Role};
 
 /// Most operations read from one input.
@@ -692,7 +693,8 @@ impl Pair {
         };
         let client_timeouts = (flags & 8 != 0).then(|| timeouts(c));
         let server_timeouts = (flags & 16 != 0).then(|| timeouts(c));
-        let now = Instant::now();
+        // Virtual time, from a second past the origin (so that it can step back).
+        let now = Instant::from_duration(Duration::from_secs(1));
         let client = Connection::client(client_limits, Box::new(SplitMixKeys(seed)));
         let server = Connection::server(server_limits);
         let mut sides = [

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::frame::Role;
 use crate::http::{accept_key, ResponseHead};
 use crate::limits::Limits;
+#[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::{
     accept_response, offer, DeflateConfig, PerMessageDeflate,
 };
@@ -43,6 +44,8 @@ pub struct ClientConfig {
     /// Bound on connecting and on the handshake. Default 10 s.
     pub timeout: Option<Duration>,
     /// Offer permessage-deflate (RFC 7692). Default `None`: not offered.
+    /// Feature `deflate`.
+    #[cfg(feature = "deflate")]
     pub deflate: Option<DeflateConfig>,
 }
 
@@ -53,6 +56,7 @@ impl Default for ClientConfig {
             protocols: Vec::new(),
             headers: Vec::new(),
             timeout: Some(Duration::from_secs(10)),
+            #[cfg(feature = "deflate")]
             deflate: None,
         }
     }
@@ -205,6 +209,7 @@ pub fn handshake<S: Read + Write>(
             config.protocols.join(", ")
         ));
     }
+    #[cfg(feature = "deflate")]
     if let Some(deflate) = &config.deflate {
         request.push_str(&format!("Sec-WebSocket-Extensions: {}\r\n", offer(deflate)));
     }
@@ -230,7 +235,13 @@ pub fn handshake<S: Read + Write>(
     if headers.get("sec-websocket-accept") != Some(accept_key(&key).as_str()) {
         return bad("wrong Sec-WebSocket-Accept");
     }
+    #[cfg(not(feature = "deflate"))]
+    if headers.get("sec-websocket-extensions").is_some() {
+        return bad("an extension the client did not offer");
+    }
+    #[cfg(feature = "deflate")]
     let answer = headers.get_all("sec-websocket-extensions");
+    #[cfg(feature = "deflate")]
     let agreed = match &config.deflate {
         None if headers.get("sec-websocket-extensions").is_some() => {
             return bad("an extension the client did not offer")
@@ -249,6 +260,7 @@ pub fn handshake<S: Read + Write>(
     }
     let mut ws = WebSocket::from_raw(stream, Role::Client, config.limits, &buf[len..]);
     ws.set_handshake(None, protocol);
+    #[cfg(feature = "deflate")]
     if let Some(deflate) = agreed {
         ws.enable_deflate(deflate);
     }

@@ -2,6 +2,7 @@
 //! [`Sender`] that writes to it from other threads, and the client.
 
 pub mod client;
+mod clock;
 pub(crate) mod io;
 pub(crate) mod random;
 mod stream;
@@ -9,6 +10,6 @@ mod websocket;
 
 pub(crate) use stream::tcp_unacked;
 pub use stream::DuplexStream;
-#[cfg(target_os = "linux")] // the event loop
+#[cfg(all(target_os = "linux", feature = "event-loop"))] // the event loop
 pub(crate) use websocket::Queue;
 pub use websocket::{Sender, WebSocket};

@@ -14,6 +14,7 @@ use crate::frame::{OpCode, Role, MAX_HEADER_LEN};
 use crate::http::{self, Request};
 use crate::limits::Limits;
 use crate::message::{CloseCode, CloseFrame, Message, MessageRef};
+#[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::PerMessageDeflate;
 use crate::proto::inbound::Protocol;
 use crate::proto::Step;
@@ -21,12 +22,13 @@ use crate::proto::{
     close_payload, opcode_of, Connection, Frame, Keepalive, MaskKeys, Outbound, Outlet, Payload,
     Timeouts,
 };
+use crate::Instant;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A WebSocket connection over a blocking stream.
 ///
@@ -241,7 +243,7 @@ impl MaskKeys for OsKeys {
             self.1 += 1;
             let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
             h.write_u64(self.1);
-            h.write_u128(Instant::now().elapsed().as_nanos());
+            h.write_u128(std::time::Instant::now().elapsed().as_nanos());
             (h.finish() as u32).to_le_bytes()
         })
     }
@@ -400,7 +402,10 @@ enum Via {
 
 impl Sender {
     /// A sender into a nonblocking driver's queue.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the event loop
+    #[cfg_attr(
+        not(all(target_os = "linux", feature = "event-loop")),
+        allow(dead_code)
+    )] // the event loop
     pub(crate) fn queued(queue: Arc<dyn Queue>) -> Sender {
         Sender {
             via: Via::Queue(queue),
@@ -828,13 +833,16 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Turns on permessage-deflate as the handshake agreed: compressed
     /// messages (RSV1) are accepted, and data messages over the threshold
-    /// are sent compressed. Call it before [`WebSocket::sender`].
+    /// are sent compressed. Call it before [`WebSocket::sender`]. Feature
+    /// `deflate`.
+    #[cfg(feature = "deflate")]
     pub fn enable_deflate(&mut self, deflate: PerMessageDeflate) {
         self.conn.enable_deflate(deflate);
     }
 
     /// [`WebSocket::enable_deflate`] from a box, in a frame of its own, so
     /// that callers' frames hold no room for the codec's kilobytes.
+    #[cfg(feature = "deflate")]
     #[inline(never)]
     pub(crate) fn enable_deflate_boxed(&mut self, deflate: Box<PerMessageDeflate>) {
         self.enable_deflate(*deflate);

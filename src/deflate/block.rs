@@ -8,7 +8,7 @@ use super::tables::{
     FIXED_DIST_LENGTHS, FIXED_LITLEN_LENGTHS, LENGTH_BASE, LENGTH_EXTRA, LENGTH_SYMBOL,
     LITLEN_CODES, MIN_MATCH,
 };
-use std::sync::OnceLock;
+use alloc::vec::Vec;
 
 /// Appends bits to a `Vec<u8>`, least significant first.
 pub(crate) struct BitWriter<'a> {
@@ -92,14 +92,25 @@ impl<const N: usize> Code<N> {
     }
 }
 
+fn build_fixed_codes() -> (Code<288>, Code<32>) {
+    (
+        Code::from_lengths(FIXED_LITLEN_LENGTHS),
+        Code::from_lengths(FIXED_DIST_LENGTHS),
+    )
+}
+
+/// The fixed codes, built once for the whole process.
+#[cfg(feature = "std")]
 fn fixed_codes() -> &'static (Code<288>, Code<32>) {
-    static CODES: OnceLock<(Code<288>, Code<32>)> = OnceLock::new();
-    CODES.get_or_init(|| {
-        (
-            Code::from_lengths(FIXED_LITLEN_LENGTHS),
-            Code::from_lengths(FIXED_DIST_LENGTHS),
-        )
-    })
+    static CODES: std::sync::OnceLock<(Code<288>, Code<32>)> = std::sync::OnceLock::new();
+    CODES.get_or_init(build_fixed_codes)
+}
+
+/// Without `std` (no `OnceLock`), built for each block: a few hundred
+/// instructions beside the block's own encoding.
+#[cfg(not(feature = "std"))]
+fn fixed_codes() -> (Code<288>, Code<32>) {
+    build_fixed_codes()
 }
 
 /// Bits the symbols take with these code lengths, extra bits included.
@@ -338,7 +349,7 @@ pub(crate) fn write_block(w: &mut BitWriter, block: &BlockSymbols) {
 pub(crate) fn write_stored(w: &mut BitWriter, raw: &[u8]) {
     let mut chunks = raw.chunks(0xffff);
     let first = chunks.next().unwrap_or(&[]);
-    for chunk in std::iter::once(first).chain(chunks) {
+    for chunk in core::iter::once(first).chain(chunks) {
         w.put(0b000, 3);
         w.align();
         let len = chunk.len() as u16;

@@ -17,6 +17,7 @@
 use super::block::{match_symbol, write_block, write_stored, BitWriter, BlockSymbols};
 use super::tables::{dist_symbol, DIST_CODES, LENGTH_SYMBOL, LITLEN_CODES, MAX_MATCH, MIN_MATCH};
 use super::window_bits::WindowBits;
+use alloc::{vec, vec::Vec};
 
 /// How hard the deflater looks for matches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -184,7 +185,7 @@ impl Deflater {
         self.buf.capacity()
             + 2 * (self.head.capacity() + self.prev.capacity())
             + 4 * self.syms.capacity()
-            + std::mem::size_of::<Self>()
+            + core::mem::size_of::<Self>()
     }
 
     /// Appends `input` compressed to `out`: DEFLATE blocks, then an empty
@@ -642,11 +643,11 @@ mod tests {
             let mut deflater = Deflater::new(Level::Default, WindowBits::new(bits).unwrap());
             assert_eq!(
                 deflater.memory_held(),
-                std::mem::size_of::<Deflater>(),
+                core::mem::size_of::<Deflater>(),
                 "nothing allocated before the first message"
             );
             deflater.compress_message(&words(8, 1 << 20), &mut Vec::new());
-            let held = deflater.memory_held() - std::mem::size_of::<Deflater>();
+            let held = deflater.memory_held() - core::mem::size_of::<Deflater>();
             assert_eq!(held, documented, "{bits} bits");
         }
         let mut deflater = Deflater::new(Level::Fast, WindowBits::MAX);

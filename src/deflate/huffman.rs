@@ -16,6 +16,8 @@
 //! | [`INVALID`] | a code no valid stream uses | |
 //! | [`LINK`]` \| n` | the first `root` bits of longer codes: an `n`-bit subtable | its offset |
 
+use alloc::vec::Vec;
+
 /// Longest code DEFLATE allows.
 pub(crate) const MAX_BITS: usize = 15;
 

@@ -23,8 +23,8 @@ use super::tables::{
 };
 use super::window::Window;
 use super::window_bits::WindowBits;
-use std::fmt;
-use std::sync::OnceLock;
+use alloc::vec::Vec;
+use core::fmt;
 
 /// The four bytes every compressed message ends with before the sender
 /// strips them (RFC 7692 section 7.2.1), and the receiver puts back.
@@ -120,7 +120,7 @@ impl fmt::Display for InflateError {
     }
 }
 
-impl std::error::Error for InflateError {}
+impl core::error::Error for InflateError {}
 
 /// Bits of input not yet consumed, least significant first.
 ///
@@ -206,28 +206,36 @@ enum State {
     Done,
 }
 
+/// Builds the fixed code's decoding tables into `lit` and `dist`.
+fn build_fixed_tables(lit: &mut Vec<u32>, dist: &mut Vec<u32>) {
+    // Both codes are complete: building cannot fail.
+    let _ = huffman::build_decode_table(
+        &FIXED_LITLEN_LENGTHS,
+        LITLEN_ROOT,
+        litlen_kind,
+        false,
+        LITLEN_ENOUGH,
+        lit,
+    );
+    let _ = huffman::build_decode_table(
+        &FIXED_DIST_LENGTHS,
+        DIST_ROOT,
+        dist_kind,
+        false,
+        DIST_ENOUGH,
+        dist,
+    );
+}
+
 /// The fixed code's decoding tables, built once for the whole process.
+/// (Without `std` there is no `OnceLock`: each fixed block builds them into
+/// the inflater's own tables instead.)
+#[cfg(feature = "std")]
 fn fixed_tables() -> &'static (Vec<u32>, Vec<u32>) {
-    static TABLES: OnceLock<(Vec<u32>, Vec<u32>)> = OnceLock::new();
+    static TABLES: std::sync::OnceLock<(Vec<u32>, Vec<u32>)> = std::sync::OnceLock::new();
     TABLES.get_or_init(|| {
         let (mut lit, mut dist) = (Vec::new(), Vec::new());
-        // Both codes are complete: building cannot fail.
-        let _ = huffman::build_decode_table(
-            &FIXED_LITLEN_LENGTHS,
-            LITLEN_ROOT,
-            litlen_kind,
-            false,
-            LITLEN_ENOUGH,
-            &mut lit,
-        );
-        let _ = huffman::build_decode_table(
-            &FIXED_DIST_LENGTHS,
-            DIST_ROOT,
-            dist_kind,
-            false,
-            DIST_ENOUGH,
-            &mut dist,
-        );
+        build_fixed_tables(&mut lit, &mut dist);
         (lit, dist)
     })
 }
@@ -529,7 +537,7 @@ impl Inflater {
             + 4 * (self.codelen_table.capacity()
                 + self.litlen_table.capacity()
                 + self.dist_table.capacity())
-            + std::mem::size_of::<Self>()
+            + core::mem::size_of::<Self>()
     }
 
     /// Inflates the next piece of the current message's compressed data,
@@ -628,7 +636,13 @@ impl Inflater {
                             self.bits.align();
                             State::StoredLen
                         }
+                        #[cfg(feature = "std")]
                         1 => State::Codes(true),
+                        #[cfg(not(feature = "std"))]
+                        1 => {
+                            build_fixed_tables(&mut self.litlen_table, &mut self.dist_table);
+                            State::Codes(false)
+                        }
                         2 => State::DynamicCounts,
                         _ => return Err(InflateError::InvalidBlockType),
                     };
@@ -711,11 +725,13 @@ impl Inflater {
                     self.state = State::Codes(false);
                 }
                 State::Codes(fixed) => {
-                    let (litlen, dist) = if fixed {
-                        let tables = fixed_tables();
-                        (&tables.0[..], &tables.1[..])
-                    } else {
-                        (&self.litlen_table[..], &self.dist_table[..])
+                    let (litlen, dist) = match fixed {
+                        #[cfg(feature = "std")]
+                        true => {
+                            let tables = fixed_tables();
+                            (&tables.0[..], &tables.1[..])
+                        }
+                        _ => (&self.litlen_table[..], &self.dist_table[..]),
                     };
                     let ended = decode_codes(
                         litlen,
@@ -980,7 +996,7 @@ mod tests {
         /// The bytes a sender sends: a sync flush with its tail stripped.
         fn message(&mut self) -> Vec<u8> {
             self.put(0, 3).align();
-            std::mem::take(&mut self.bytes)
+            core::mem::take(&mut self.bytes)
         }
     }
 

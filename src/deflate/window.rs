@@ -2,6 +2,8 @@
 //! produced, so that a message may refer back into the ones before it
 //! (context takeover, RFC 7692 section 7.2.3.2).
 
+use alloc::{vec, vec::Vec};
+
 /// The last `size` bytes output (fewer at first), allocated on first use.
 #[derive(Clone, Debug)]
 pub(crate) struct Window {

@@ -3,8 +3,9 @@
 //! rules, the `101`, plain responses and the refusals with their status.
 
 use crate::status::Status;
+use alloc::{borrow::ToOwned, format, string::String, vec, vec::Vec};
 use base64::Engine;
-use std::fmt;
+use core::fmt;
 
 /// The GUID every `Sec-WebSocket-Accept` is derived with (RFC 6455 section 1.3).
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -139,7 +140,7 @@ impl fmt::Display for HandshakeError {
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl core::error::Error for HandshakeError {}
 
 /// Finds the end of an HTTP request head (`\r\n\r\n`) as bytes arrive.
 ///
@@ -226,7 +227,7 @@ impl Headers {
                 return Err(Malformed("control character in a header value"));
             }
             let value =
-                std::str::from_utf8(value).map_err(|_| Malformed("header value is not UTF-8"))?;
+                core::str::from_utf8(value).map_err(|_| Malformed("header value is not UTF-8"))?;
             // Tokens are ASCII, so this is lossless.
             let name = String::from_utf8_lossy(name).into_owned();
             fields.push((name, value.to_owned()));
@@ -649,7 +650,7 @@ impl fmt::Display for ConnectError {
     }
 }
 
-impl std::error::Error for ConnectError {}
+impl core::error::Error for ConnectError {}
 
 #[cfg(test)]
 mod tests {

@@ -30,7 +30,7 @@
 //! ```
 //! use stdws::http::serve::{Lifecycle, Settings, Step};
 //! use stdws::http::Response;
-//! use std::time::Instant;
+//! use stdws::Instant;
 //!
 //! let now = Instant::now(); // a driver passes the time in; the machine never reads it
 //! let mut life = Lifecycle::new(Settings::default(), now);
@@ -48,14 +48,16 @@
 //! life.receive(b"late bytes")?;
 //! life.receive_eof()?; // its end, or the linger deadline (poll_timeout)
 //! assert_eq!(life.poll(), Step::Finished);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
 use super::head::{HandshakeError, HeadScanner, Request, Response};
+use crate::instant::Instant;
 use crate::limits::Limits;
 use crate::status::Status;
-use std::fmt;
-use std::time::{Duration, Instant};
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
 
 /// How long a closing connection waits for the client's end (RFC 6455 7.1.1).
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -139,7 +141,7 @@ impl fmt::Display for Truncated {
     }
 }
 
-impl std::error::Error for Truncated {}
+impl core::error::Error for Truncated {}
 
 /// Where a connection is in its life.
 #[derive(Debug)]
@@ -371,7 +373,7 @@ impl Lifecycle {
     /// The head (`len` bytes) is `request`: the driver decides; what came
     /// after it is kept for a body or the WebSocket.
     fn head_complete(&mut self, request: Request, len: usize) {
-        self.state = match std::mem::replace(&mut self.state, State::Finished) {
+        self.state = match core::mem::replace(&mut self.state, State::Finished) {
             State::Head {
                 mut buf,
                 filled,
@@ -390,7 +392,7 @@ impl Lifecycle {
     }
 
     fn body_complete(&mut self) {
-        self.state = match std::mem::replace(&mut self.state, State::Finished) {
+        self.state = match core::mem::replace(&mut self.state, State::Finished) {
             State::Body {
                 mut request, body, ..
             } => {
@@ -435,7 +437,7 @@ impl Lifecycle {
         if rest.len() < len && request.headers().has_token("expect", "100-continue") {
             self.queue(CONTINUE.to_vec());
         }
-        self.state = match std::mem::replace(&mut self.state, State::Finished) {
+        self.state = match core::mem::replace(&mut self.state, State::Finished) {
             State::Route {
                 request,
                 mut rest,
@@ -463,7 +465,7 @@ impl Lifecycle {
     /// Returns the request and the bytes that came after its head (the
     /// start of the WebSocket's stream); `None` if no head awaits a decision.
     pub fn upgrade(&mut self, response: Vec<u8>) -> Option<(Request, Vec<u8>)> {
-        match std::mem::replace(&mut self.state, State::Upgraded) {
+        match core::mem::replace(&mut self.state, State::Upgraded) {
             State::Route { request, rest, .. } => {
                 self.queue(response);
                 Some((request, rest))

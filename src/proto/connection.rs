@@ -9,14 +9,17 @@
 //! says when to close TCP.
 
 use super::error::{ProtocolError, SendError};
+#[cfg(feature = "deflate")]
 use super::extensions::permessage_deflate::PerMessageDeflate;
 use super::inbound::{Event, Lent, Protocol};
 use super::outbound::{close_payload, MaskKeys, Outbound, Payload};
 use super::timers::{Expired, Keepalive, SendQueue, TimerAction, Timers};
 use crate::frame::{OpCode, Role};
+use crate::instant::Instant;
 use crate::limits::Limits;
 use crate::message::{CloseCode, CloseFrame, Message, MessageRef};
-use std::time::{Duration, Instant};
+use alloc::boxed::Box;
+use core::time::Duration;
 
 /// The deadlines a [`Connection`] keeps; every one is off by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -173,6 +176,7 @@ impl<O: Outlet> Connection<O> {
     }
 
     /// Turns on permessage-deflate as the handshake agreed.
+    #[cfg(feature = "deflate")]
     pub fn enable_deflate(&mut self, deflate: PerMessageDeflate) {
         let (compressor, decompressor) = deflate.split();
         self.inbound.enable_deflate(decompressor);
@@ -528,10 +532,10 @@ impl<O: Outlet> Connection<O> {
             return Some(why);
         }
         let pending = self.outbound.pending() > 0;
-        if std::mem::take(&mut self.heard) {
+        if core::mem::take(&mut self.heard) {
             self.heard(now);
         }
-        if std::mem::take(&mut self.took) {
+        if core::mem::take(&mut self.took) {
             // The peer took bytes that waited: it is alive.
             if self.stalled_since.is_some() {
                 self.heard(now);

@@ -1,9 +1,11 @@
 //! Why a connection fails: what the peer did wrong and the close code that
 //! says so, and why a send is refused.
 
+#[cfg(feature = "deflate")]
 use crate::deflate::InflateError;
 use crate::frame::{FrameError, MAX_CONTROL_PAYLOAD};
 use crate::message::{CloseCode, CloseFrame};
+use alloc::string::ToString;
 use core::fmt;
 
 /// The longest close reason: a control payload of 125 bytes less the 2-byte code.
@@ -53,6 +55,7 @@ pub enum ProtocolError {
         limit: usize,
     },
     /// A compressed message that does not inflate (1007).
+    #[cfg(feature = "deflate")]
     BadCompression(InflateError),
 }
 
@@ -60,9 +63,11 @@ impl ProtocolError {
     /// The close code this error fails the connection with.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8
-            | ProtocolError::InvalidCloseReason
-            | ProtocolError::BadCompression(_) => CloseCode::INVALID_DATA,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
+                CloseCode::INVALID_DATA
+            }
+            #[cfg(feature = "deflate")]
+            ProtocolError::BadCompression(_) => CloseCode::INVALID_DATA,
             ProtocolError::FrameTooBig { .. }
             | ProtocolError::MessageTooBig { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::TOO_BIG,
@@ -118,13 +123,14 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooManyFragments { limit } => {
                 write!(f, "message split into more than {limit} frames")
             }
+            #[cfg(feature = "deflate")]
             ProtocolError::BadCompression(e) => write!(f, "compressed message: {e}"),
         }?;
         write!(f, " (close code {})", self.close_code())
     }
 }
 
-impl std::error::Error for ProtocolError {}
+impl core::error::Error for ProtocolError {}
 
 /// Why a frame cannot be sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,4 +159,4 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl core::error::Error for SendError {}

@@ -12,7 +12,6 @@
 
 use super::control::ControlPayload;
 use super::error::ProtocolError;
-use crate::deflate::InflateError;
 use crate::frame::Role;
 use crate::frame::{self, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::limits::Limits;
@@ -21,9 +20,10 @@ use crate::message::CloseCode;
 use crate::message::CloseFrame;
 use crate::message::Message;
 use crate::message::MessageRef;
-use crate::proto::extensions::permessage_deflate::Decompressor;
+use crate::proto::extensions::{Decompressor, InflateError};
 use crate::status::Status;
 use crate::utf8::Utf8Validator;
+use alloc::{borrow::ToOwned, boxed::Box, string::String, vec, vec::Vec};
 
 /// What the peer sent. `M` is the message: owned ([`Message`]) from
 /// [`Connection::next_event`](super::Connection::next_event), `()` from
@@ -427,6 +427,7 @@ impl Protocol {
     }
 
     /// Accepts compressed messages (RSV1), as permessage-deflate negotiated.
+    #[cfg(feature = "deflate")]
     pub fn enable_deflate(&mut self, decompressor: Decompressor) {
         self.inflate = Some(Box::new(decompressor));
     }
@@ -659,7 +660,7 @@ impl Protocol {
         };
         Some(match text {
             // Checked when the message completed, so this cannot fail.
-            true => std::str::from_utf8(bytes).map_or(MessageRef::Binary(bytes), MessageRef::Text),
+            true => core::str::from_utf8(bytes).map_or(MessageRef::Binary(bytes), MessageRef::Text),
             false => MessageRef::Binary(bytes),
         })
     }
@@ -676,7 +677,7 @@ impl Protocol {
             Ready::Inline { at, len, text } => (self.buf.bytes[at..at + len].to_vec(), text),
             Ready::Lent { at, len, text } => (lent.get(at..at + len)?.to_vec(), text),
             Ready::Assembled { text } => {
-                let mut bytes = std::mem::take(&mut self.assembly.bytes);
+                let mut bytes = core::mem::take(&mut self.assembly.bytes);
                 bytes.truncate(self.assembly.filled);
                 self.assembly.filled = 0;
                 (bytes, text)
@@ -1050,6 +1051,12 @@ fn check_inflated(partial: &mut Partial, new: &[u8]) -> Result<(), ProtocolError
     Ok(())
 }
 
+#[cfg(not(feature = "deflate"))]
+fn inflate_error(e: InflateError) -> ProtocolError {
+    match e {}
+}
+
+#[cfg(feature = "deflate")]
 fn inflate_error(e: InflateError) -> ProtocolError {
     match e {
         InflateError::OutputLimit { limit } => ProtocolError::MessageTooBig {
@@ -1077,7 +1084,7 @@ fn header_len(bytes: &[u8]) -> usize {
 /// Checks a completed text message (fragments were checked as they came;
 /// this also catches a message that ends inside a character).
 fn check_text(text: bool, bytes: &[u8]) -> Result<(), ProtocolError> {
-    if text && std::str::from_utf8(bytes).is_err() {
+    if text && core::str::from_utf8(bytes).is_err() {
         return Err(ProtocolError::InvalidUtf8);
     }
     Ok(())
@@ -1093,7 +1100,7 @@ fn parse_close(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
             if !code.is_sendable() {
                 return Err(ProtocolError::InvalidCloseCode(code.0));
             }
-            let reason = std::str::from_utf8(reason)
+            let reason = core::str::from_utf8(reason)
                 .map_err(|_| ProtocolError::InvalidCloseReason)?
                 .to_owned();
             Ok(Some(CloseFrame { code, reason }))
@@ -1617,6 +1624,7 @@ mod tests {
         assert!(ControlPayload::new(&[0; 126]).is_none());
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn a_message_that_does_not_inflate_fails_with_1007_and_says_so() {
         let e = ProtocolError::BadCompression(InflateError::Truncated);

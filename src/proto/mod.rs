@@ -11,11 +11,14 @@ mod outbound;
 mod timers;
 
 pub use crate::frame::Role;
+pub use crate::instant::Instant;
+#[cfg(feature = "std")]
 pub(crate) use connection::{opcode_of, Step};
 pub use connection::{Connection, Input, Outlet, Timeouts};
 pub use control::ControlPayload;
 pub use error::{ProtocolError, SendError, MAX_CLOSE_REASON};
 pub use inbound::Event;
+#[cfg(feature = "std")]
 pub(crate) use outbound::close_payload;
 pub use outbound::{Frame, MaskKeys, Outbound, Payload};
 pub use timers::{Expired, Keepalive};

@@ -8,12 +8,13 @@
 //! [`Outbound::advance`] says it was written.
 
 use super::error::{SendError, MAX_CLOSE_REASON};
-use super::extensions::permessage_deflate::Compressor;
+use super::extensions::Compressor;
 use crate::frame::{FrameHeader, OpCode, Role, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
 use crate::message::CloseCode;
-use std::collections::VecDeque;
-use std::fmt;
+use alloc::collections::VecDeque;
+use alloc::{boxed::Box, vec::Vec};
+use core::fmt;
 
 /// Where a client's masking keys come from (RFC 6455 section 10.3: each
 /// must be unpredictable). Tests and fuzzers pass a fixed sequence.
@@ -223,7 +224,7 @@ impl OutputQueue {
     /// everything it ever sent.
     #[cold]
     fn compact(&mut self) {
-        let start = std::mem::take(&mut self.start);
+        let start = core::mem::take(&mut self.start);
         self.bytes.drain(..start);
         for owned in &mut self.owned {
             owned.at -= start;
@@ -291,6 +292,7 @@ impl Outbound {
 
     /// Compresses data messages over the threshold, as permessage-deflate
     /// negotiated.
+    #[cfg(feature = "deflate")]
     pub fn enable_deflate(&mut self, compressor: Compressor) {
         self.deflate = Some(Box::new(compressor));
     }

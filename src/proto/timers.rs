@@ -11,7 +11,8 @@
 //! has not acknowledged yet) and gives a ping that waits behind data one
 //! more tick: a peer that acknowledged bytes meanwhile is alive.
 
-use std::time::{Duration, Instant};
+use crate::instant::Instant;
+use core::time::Duration;
 
 /// Keepalive pings: after `interval` without hearing from the peer, send a
 /// ping; if nothing arrives within `timeout` after it, the peer is gone.
@@ -37,8 +38,8 @@ pub enum Expired {
     SendStalled(Duration),
 }
 
-impl std::fmt::Display for Expired {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for Expired {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Expired::ReadTimeout(d) => write!(f, "peer sent nothing for {d:?}"),
             Expired::NoPong(d) => write!(f, "no answer to a keepalive ping within {d:?}"),

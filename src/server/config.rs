@@ -5,6 +5,7 @@ use crate::blocking::WebSocket;
 use crate::error::Error;
 use crate::http::{Request, Response};
 use crate::limits::Limits;
+#[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::DeflateConfig;
 use crate::proto::Keepalive;
 use std::time::Duration;
@@ -53,6 +54,8 @@ pub struct Config {
     /// permessage-deflate (RFC 7692), accepted when a client offers it.
     /// Default `None`: off. With it on, a connection holds up to about 295
     /// KiB more at 15-bit windows (35 KiB at 9 bits): see [`crate::deflate`].
+    /// Feature `deflate`.
+    #[cfg(feature = "deflate")]
     pub deflate: Option<DeflateConfig>,
 }
 
@@ -75,6 +78,7 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             thread_name: "stdws-conn".into(),
             event_loop_threads: 0,
+            #[cfg(feature = "deflate")]
             deflate: None,
         }
     }

@@ -24,9 +24,11 @@ use crate::frame::Role;
 use crate::http::serve::{self, Lifecycle};
 use crate::http::{Request, Response};
 use crate::message::{CloseCode, MessageRef};
+#[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::PerMessageDeflate;
 use crate::proto::inbound::Protocol;
 use crate::proto::{Connection, Expired, Step, Timeouts};
+use crate::Instant;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -34,7 +36,7 @@ use std::io::{self, Read};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What a client's messages go to: made per client by the factory.
 pub(crate) type OnMessage = Box<dyn FnMut(MessageRef<'_>) -> Result<(), Error>>;
@@ -483,7 +485,9 @@ impl Conn {
                     match *taken {
                         Some((at, since)) if at == written => {
                             let limit = ctx.config.write_timeout;
-                            if limit.is_some_and(|limit| now - since >= limit) {
+                            if limit
+                                .is_some_and(|limit| now.saturating_duration_since(since) >= limit)
+                            {
                                 self.io.outbox.stalled();
                                 ctx.report(self.io.peer(), &stopped_reading());
                                 return false;
@@ -607,6 +611,7 @@ fn open(
     }
     let inbound = Protocol::with_received(Role::Server, ctx.config.limits, &rest);
     let mut conn = Connection::from_parts(inbound, io.outbox.clone());
+    #[cfg(feature = "deflate")]
     if let Some(deflate) = upgrade.deflate {
         enable_deflate(&mut conn, deflate);
     }
@@ -698,6 +703,7 @@ fn timeouts(config: &Config) -> Timeouts {
 /// Turns on permessage-deflate, in a frame of its own, so that the
 /// loop's frames hold no room for the codec's kilobytes.
 #[inline(never)]
+#[cfg(feature = "deflate")]
 fn enable_deflate(conn: &mut Connection<Arc<Outbox>>, deflate: Box<PerMessageDeflate>) {
     conn.enable_deflate(*deflate);
 }

@@ -6,9 +6,9 @@
 use super::config::{Config, HttpHook};
 use super::registry::Ctx;
 use crate::error::Error;
-use crate::frame::Role;
 use crate::http::serve::Settings;
 use crate::http::{self, HandshakeError, Request, Response};
+#[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::{negotiate, DeflateConfig, PerMessageDeflate};
 use std::io;
 use std::net::IpAddr;
@@ -20,6 +20,7 @@ use std::sync::Arc;
 /// Not inlined, and boxed: the codec's state is kilobytes, and a caller's
 /// stack frame would otherwise reserve (and touch) room for it on every
 /// connection, compressed or not.
+#[cfg(feature = "deflate")]
 #[inline(never)]
 fn negotiate_deflate(
     cfg: &DeflateConfig,
@@ -28,7 +29,11 @@ fn negotiate_deflate(
     let offers = request.headers().get_all("sec-websocket-extensions");
     let (agreed, answer) = negotiate(offers, cfg)?;
     Some((
-        Box::new(PerMessageDeflate::new(Role::Server, &agreed, cfg)),
+        Box::new(PerMessageDeflate::new(
+            crate::frame::Role::Server,
+            &agreed,
+            cfg,
+        )),
         answer,
     ))
 }
@@ -45,6 +50,7 @@ pub(crate) enum Route<'a> {
 pub(crate) struct Upgrade {
     pub(crate) response: Vec<u8>,
     pub(crate) protocol: Option<String>,
+    #[cfg(feature = "deflate")]
     pub(crate) deflate: Option<Box<PerMessageDeflate>>,
 }
 
@@ -79,14 +85,19 @@ pub(crate) fn route<'a, H>(
         None => None,
         Some(hook) => hook(request).map_err(Refusal::Hook)?.protocol,
     };
+    #[cfg(feature = "deflate")]
     let deflate = config
         .deflate
         .as_ref()
         .and_then(|cfg| negotiate_deflate(cfg, request));
+    #[cfg(feature = "deflate")]
     let answer = deflate.as_ref().map(|(_, answer)| answer.as_str());
+    #[cfg(not(feature = "deflate"))]
+    let answer = None;
     Ok(Route::Upgrade(Box::new(Upgrade {
         response: http::response_101(&accept_key, protocol.as_deref(), answer),
         protocol,
+        #[cfg(feature = "deflate")]
         deflate: deflate.map(|(deflate, _)| deflate),
     })))
 }

@@ -33,14 +33,14 @@
 //! Unix-socket connections are local and skip both checks.
 
 mod config;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "event-loop"))]
 mod epoll;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "event-loop"))]
 mod event_loop;
 pub mod hub;
 mod lifecycle;
 mod net;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "event-loop"))]
 mod outbox;
 mod registry;
 mod threaded;
@@ -51,9 +51,11 @@ pub use net::{Addr, Stream};
 use crate::blocking::{Sender, WebSocket};
 use crate::error::Error;
 use crate::http::{Request, Response};
-use crate::message::{CloseCode, MessageRef};
+use crate::message::CloseCode;
+#[cfg(feature = "event-loop")]
+use crate::message::MessageRef;
 use config::{ErrorHook, Handler, HttpHook, UpgradeHook};
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "event-loop"))]
 use event_loop::Factory;
 use net::Listener;
 use registry::{wait_until_empty, Ctx, State};
@@ -208,7 +210,8 @@ impl Server {
 
     /// Serves every client from a few event-loop threads (one per CPU, or
     /// [`Config::event_loop_threads`]) instead of a thread each. Linux only:
-    /// elsewhere it fails at once with [`io::ErrorKind::Unsupported`].
+    /// elsewhere it fails at once with [`io::ErrorKind::Unsupported`]. Needs
+    /// the `event-loop` feature (on by default).
     ///
     /// `factory` runs once per client, after the handshake, with the request
     /// and a [`Sender`]; it returns the callback that gets each of the
@@ -230,6 +233,7 @@ impl Server {
     ///     })
     /// }
     /// ```
+    #[cfg(feature = "event-loop")]
     pub fn run_event_loop<F, H>(self, factory: F) -> io::Result<()>
     where
         F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
@@ -240,11 +244,11 @@ impl Server {
             drop(factory);
             Err(event_loop_unsupported())
         }
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", feature = "event-loop"))]
         self.run_epoll(factory)
     }
 
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", feature = "event-loop"))]
     fn run_epoll<F, H>(self, factory: F) -> io::Result<()>
     where
         F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
@@ -270,6 +274,7 @@ impl Server {
 
     /// [`Server::run_event_loop`] on a background thread; the returned handle
     /// stops it. Off Linux it fails at once, as `run_event_loop` does.
+    #[cfg(feature = "event-loop")]
     pub fn spawn_event_loop<F, H>(self, factory: F) -> io::Result<Running>
     where
         F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
@@ -309,6 +314,7 @@ impl Server {
 }
 
 /// What [`Server::run_event_loop`] answers off Linux.
+#[cfg(feature = "event-loop")]
 fn event_loop_unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,

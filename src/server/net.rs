@@ -103,7 +103,7 @@ impl Stream {
         on_socket!(self, s => s.shutdown(how))
     }
 
-    #[cfg(target_os = "linux")] // the event loop
+    #[cfg(all(target_os = "linux", feature = "event-loop"))] // the event loop
     pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
         on_socket!(self, s => s.set_nonblocking(true))
     }
@@ -245,7 +245,7 @@ impl Listener {
         })
     }
 
-    #[cfg(target_os = "linux")] // the event loop
+    #[cfg(all(target_os = "linux", feature = "event-loop"))] // the event loop
     pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(true),

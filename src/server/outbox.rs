@@ -10,13 +10,14 @@ use crate::blocking::Queue;
 use crate::error::Error;
 use crate::frame::OpCode;
 use crate::proto::{Outbound, Outlet, Payload};
+use crate::Instant;
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, IoSlice, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Over this many bytes waiting for a client, its connection is not read
 /// until they drain: a client that sends but does not read is held here.

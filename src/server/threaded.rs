@@ -13,12 +13,13 @@ use crate::frame::Role;
 use crate::http::serve::{Lifecycle, Step};
 use crate::http::Response;
 use crate::message::CloseCode;
+use crate::Instant;
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Accepts until shutdown, each client in a new thread.
 pub(crate) fn run(ctx: Arc<Ctx<Box<Handler>>>, listener: Listener) -> io::Result<()> {
@@ -184,6 +185,7 @@ fn open(
     };
     write_output(life, stream)?;
     let mut ws = WebSocket::from_raw(stream.clone(), Role::Server, config.limits, &rest);
+    #[cfg(feature = "deflate")]
     if let Some(deflate) = upgrade.deflate {
         ws.enable_deflate_boxed(deflate);
     }

@@ -2,6 +2,7 @@
 //! time: no sockets, no sleeps (quinn-proto's `Pair` is the model).
 
 use super::*;
+#[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::{negotiate, offer, DeflateConfig};
 
 /// Keys that count up: deterministic frames.
@@ -424,6 +425,7 @@ fn a_write_that_fails_part_way_leaves_nothing_more_to_send() {
     assert_eq!(pair.server.ping(b""), Err(SendError::Broken));
 }
 
+#[cfg(feature = "deflate")]
 #[test]
 fn permessage_deflate_compresses_both_ways_when_agreed() {
     let config = DeflateConfig::default();

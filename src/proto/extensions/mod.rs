@@ -18,9 +18,23 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(not(feature = "deflate"))]
+mod no_deflate;
+#[cfg(feature = "deflate")]
 pub mod permessage_deflate;
 
-use std::fmt;
+// What the connection's two halves hold for compression: the codec's
+// halves, or (without the `deflate` feature) types with no values.
+#[cfg(not(feature = "deflate"))]
+pub(crate) use no_deflate::{Compressor, Decompressor, InflateError};
+#[cfg(feature = "deflate")]
+pub(crate) use {
+    crate::deflate::InflateError,
+    permessage_deflate::{Compressor, Decompressor},
+};
+
+use alloc::{string::String, vec::Vec};
+use core::fmt;
 
 /// One extension offered or accepted, with its parameters in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,7 +101,7 @@ impl fmt::Display for ExtensionError {
     }
 }
 
-impl std::error::Error for ExtensionError {}
+impl core::error::Error for ExtensionError {}
 
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -298,6 +312,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "deflate")]
     #[test]
     fn errors_say_what_is_wrong_with_the_header() {
         use permessage_deflate::{accept_response, DeflateConfig};

@@ -41,6 +41,7 @@
 use super::{parse, Extension, ExtensionError};
 use crate::deflate::{Deflater, InflateError, Inflater, Level, WindowBits};
 use crate::frame::Role;
+use alloc::{format, string::String, string::ToString, vec::Vec};
 
 /// The extension's name.
 pub const NAME: &str = "permessage-deflate";
@@ -157,7 +158,7 @@ fn read_params(extension: &Extension, answer: bool) -> Result<Params, ExtensionE
             "client_max_window_bits" => 3,
             _ => return Err(invalid("is not defined for permessage-deflate")),
         };
-        if std::mem::replace(&mut seen[index], true) {
+        if core::mem::replace(&mut seen[index], true) {
             return Err(invalid("appears more than once"));
         }
         let bits = |value: &Option<String>| {
