@@ -44,7 +44,7 @@
 //! | feature | what it brings |
 //! | --- | --- |
 //! | `std` | the blocking [`WebSocket`], [`Sender`], `client`, [`Server`], `hub`; threads, sockets, and the clock ([`Instant::now`]) |
-//! | `deflate` | permessage-deflate (RFC 7692) and its codec, `deflate`; about 80 KB of code |
+//! | `deflate` | permessage-deflate (RFC 7692) and its codec, `deflate`; about 68 KB of code |
 //! | `simd` (needs `std`) | the run-time-dispatched AVX2/AVX-512 unmask on x86-64: one `unsafe` block |
 //! | `event-loop` (needs `std`) | `Server::run_event_loop`, Linux epoll: the other `unsafe` block |
 //!
