@@ -26,11 +26,13 @@ pub struct Limits {
     pub max_head_size: usize,
     /// Most header lines in a request head; over it, `431`. Default 64.
     pub max_headers: usize,
-    /// Initial size of the read buffer. Default 4 KiB. While reads keep
-    /// filling it (pipelined traffic) it doubles, up to 64 KiB, and it goes
-    /// back to this size when the connection is idle. Payloads larger than
-    /// this are read straight into their message; smaller single-frame
-    /// messages are unmasked and delivered in place.
+    /// Where large payloads start. Default 4 KiB. Payloads this large or
+    /// larger are read straight into their message; smaller single-frame
+    /// messages are unmasked and delivered in place from the read buffer.
+    /// That buffer starts at 512 bytes (or this size, if smaller), takes
+    /// this size when a read fills it, doubles while reads keep filling it
+    /// (pipelined traffic), up to 64 KiB (or this size, if larger), and goes
+    /// back to 512 bytes when the connection is idle.
     pub read_buffer_size: usize,
 }
 

@@ -50,7 +50,10 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
-    conn: Connection<Out>,
+    /// Boxed: moving a `WebSocket` (into the handler, into a closure) then
+    /// copies a few words, not the connection, and the connection thread's
+    /// stack stays a page smaller.
+    conn: Box<Connection<Out>>,
     /// Whether a deadline is set: then reads time out every tick.
     ticking: bool,
     request: Option<Request>,
@@ -631,7 +634,7 @@ impl<S: Read + Write> WebSocket<S> {
         };
         WebSocket {
             stream,
-            conn: Connection::from_parts(inbound, Out::Own(outbound)),
+            conn: Box::new(Connection::from_parts(inbound, Out::Own(outbound))),
             ticking: false,
             request: None,
             protocol: None,

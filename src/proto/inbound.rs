@@ -167,9 +167,12 @@ impl Assembly {
 /// Bytes read but not yet parsed. Once events are drained it holds at most
 /// part of a header, or part of one small frame waiting to complete.
 ///
-/// It starts at the configured size and doubles, up to [`READ_BUFFER_MAX`],
-/// while reads fill it (pipelined traffic: fewer system calls); it returns
-/// to the configured size when the connection goes idle. Fed only through
+/// It starts at [`IDLE_READ_BUFFER`] (or the configured size, if smaller).
+/// The first read that fills it takes it to the configured size, and each
+/// one after that doubles it, up to [`READ_BUFFER_MAX`] (a large message,
+/// pipelined traffic: fewer system calls). It returns to the idle size when
+/// the connection goes idle, so that thousands of idle connections each
+/// hold half a KiB while they wait. Fed only through
 /// [`Protocol::poll_lent`], it holds just a frame's unparsed tail, and
 /// nothing between frames.
 #[derive(Clone, Debug)]
@@ -182,6 +185,10 @@ struct ReadBuffer {
     /// The size to have at the next reallocation.
     target: usize,
 }
+
+/// What an idle connection's read buffer holds while it waits: a small
+/// message's frame fits.
+const IDLE_READ_BUFFER: usize = 512;
 
 /// The most the read buffer grows to under pipelined traffic (or the
 /// configured size, if larger). With `max_message_size`, it bounds what a
@@ -197,6 +204,15 @@ impl ReadBuffer {
     /// read, so a message delivered in place remains valid until then.
     fn consume(&mut self, n: usize) {
         self.start += n;
+    }
+
+    /// The next size up: the configured size from the idle one, then
+    /// double, up to [`READ_BUFFER_MAX`] (or the configured size, if larger).
+    fn grow(&mut self) {
+        self.target = match self.target < self.size {
+            true => self.size,
+            false => (self.target * 2).min(READ_BUFFER_MAX.max(self.size)),
+        };
     }
 
     fn spare(&mut self) -> &mut [u8] {
@@ -218,9 +234,17 @@ impl ReadBuffer {
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.end == self.bytes.len() && self.bytes.len() < self.target {
-                // A frame's tail kept from a caller's buffer, sized to fit it.
-                self.bytes.resize(self.target, 0);
+            if self.end == self.bytes.len() {
+                // Full of one frame's start (a frame's tail kept from a
+                // caller's buffer is sized to fit it): room for the rest.
+                if self.target <= self.bytes.len() {
+                    self.grow();
+                }
+                // A tail over the configured size (a frame's header and
+                // payload may be): room for its rest, which is smaller.
+                let len = self.bytes.len();
+                self.bytes
+                    .resize(self.target.max(len + len.min(self.size)), 0);
             }
         }
         &mut self.bytes[self.end..]
@@ -401,7 +425,7 @@ impl Protocol {
         let mut bytes = Vec::new();
         if !received.is_empty() {
             bytes = received.to_vec();
-            bytes.resize(received.len().max(size), 0);
+            bytes.resize(received.len().max(IDLE_READ_BUFFER.min(size)), 0);
         }
         Protocol {
             role,
@@ -411,7 +435,7 @@ impl Protocol {
                 start: 0,
                 end: received.len(),
                 size,
-                target: size,
+                target: IDLE_READ_BUFFER.min(size),
             },
             assembly: Assembly::default(),
             state: State::Header { partial: None },
@@ -502,9 +526,10 @@ impl Protocol {
             }
             _ => {
                 let buf = &mut self.buf;
-                if buf.end + n >= buf.bytes.len() && buf.target < READ_BUFFER_MAX {
-                    // The read filled the buffer: more is probably waiting.
-                    buf.target = (buf.target * 2).min(READ_BUFFER_MAX);
+                if buf.end + n >= buf.bytes.len() {
+                    // The read filled the buffer: more is probably waiting
+                    // (or a frame to deliver in place is larger than it).
+                    buf.grow();
                 }
                 buf.end = (buf.end + n).min(buf.bytes.len());
             }
@@ -550,7 +575,7 @@ impl Protocol {
         if !assembling && self.ready.is_none() {
             self.assembly = Assembly::default();
         }
-        self.buf.target = self.buf.size;
+        self.buf.target = IDLE_READ_BUFFER.min(self.buf.size);
     }
 
     /// The next event from the bytes received so far, with the message
@@ -1212,14 +1237,44 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_connection_holds_half_a_kib_and_a_larger_frame_grows_the_buffer_in_any_reads() {
+        // Idle after the handshake: the small buffer.
+        let mut proto = server();
+        proto.read_buf();
+        assert_eq!(proto.memory_held(), IDLE_READ_BUFFER);
+        // A frame over that size but under read_buffer_size (delivered in
+        // place), in reads of every size (fed in place from a caller's
+        // buffer: connection/input_tests.rs, `mixed_stream`).
+        let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let mut bytes = client_frame(0x82, &payload);
+        bytes.extend(client_frame(0x81, b"after"));
+        let expected = vec![Event::Message(Message::Binary(payload)), text("after")];
+        for piece in [1, 100, 511, 512, 513, 4096] {
+            assert_eq!(
+                run_in_pieces(&bytes, piece),
+                Ok(expected.clone()),
+                "piece {piece}"
+            );
+        }
+        // Quiet again: back to the small buffer.
+        let mut proto = server();
+        run(&mut proto, &bytes).unwrap();
+        proto.shrink();
+        proto.read_buf();
+        assert_eq!(proto.memory_held(), IDLE_READ_BUFFER);
+    }
+
+    #[test]
     fn reads_large_payloads_straight_into_the_message() {
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let bytes = client_frame(0x82, &payload);
         let mut proto = server();
         let events = run(&mut proto, &bytes).unwrap();
         assert_eq!(events, vec![Event::Message(Message::Binary(payload))]);
-        // The read buffer stayed at its initial size.
-        assert_eq!(proto.memory_held(), Limits::default().read_buffer_size);
+        // The read buffer stayed small (it grew only while reads filled
+        // it before the header was parsed): the payload went into the message.
+        let held = proto.memory_held();
+        assert!(held <= Limits::default().read_buffer_size, "{held}");
     }
 
     #[test]

@@ -91,7 +91,8 @@ fn through_input(limits: Limits, stream: &[u8], cuts: &[usize]) -> (Outcome, Con
 }
 
 /// Text, binary, a fragmented message with a ping between its fragments, a
-/// frame larger than the read buffer, a pong and a close, as a client sends them.
+/// frame larger than an idle read buffer (delivered in place), one larger
+/// than the configured read buffer, a pong and a close, as a client sends them.
 fn mixed_stream() -> Vec<u8> {
     let mut c = client();
     c.send_text("hello €").unwrap();
@@ -102,6 +103,7 @@ fn mixed_stream() -> Vec<u8> {
     c.send_fragment(OpCode::Continuation, "ment ✓".as_bytes(), true)
         .unwrap();
     let large: Vec<u8> = (0..4500u32).map(|i| (i % 251) as u8).collect();
+    c.send_binary(&large[..2000]).unwrap();
     c.send_binary(&large).unwrap();
     c.send_text("").unwrap();
     c.pong(b"late").unwrap();
@@ -133,7 +135,7 @@ fn events_and_replies_are_the_same_for_every_split_as_through_read_buf() {
     let stream = mixed_stream();
     let limits = Limits::default();
     let expected = through_read_buf(limits, &stream);
-    assert_eq!(expected.events.len(), 8, "{:?}", expected.events);
+    assert_eq!(expected.events.len(), 9, "{:?}", expected.events);
     assert!(matches!(
         expected.events.last(),
         Some(Event::Close(Some(_)))
@@ -317,4 +319,32 @@ fn a_large_frame_begun_in_place_is_read_straight_into_its_message() {
     assert_eq!(out, expected);
     assert!(direct > 200_000, "only {direct} bytes read straight in");
     assert!(!server.reads_into_message(), "between frames");
+}
+
+#[test]
+fn a_tail_kept_from_a_callers_buffer_leaves_room_to_read_the_rest() {
+    // A frame larger than an idle read buffer, begun in a caller's buffer
+    // and finished through read_buf/commit (a driver may do both).
+    let mut c = client();
+    c.send_binary(&[5; 2000]).unwrap();
+    let stream = drain_output(&mut c);
+    for cut in [100, 511, 513, 700, 1500] {
+        let mut server = Connection::server(Limits::default());
+        let mut piece = stream[..cut].to_vec();
+        assert_eq!(server.input(&mut piece).next_event(), Ok(None), "cut {cut}");
+        let mut rest = &stream[cut..];
+        while !rest.is_empty() {
+            let buf = server.read_buf();
+            assert!(!buf.is_empty(), "cut {cut}: no room to read the rest");
+            let n = buf.len().min(rest.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            server.commit(n);
+            rest = &rest[n..];
+        }
+        assert_eq!(
+            server.next_event(),
+            Ok(Some(Event::Message(Message::Binary(vec![5; 2000])))),
+            "cut {cut}"
+        );
+    }
 }
