@@ -206,6 +206,12 @@ impl ReadBuffer {
         self.start += n;
     }
 
+    /// The size it waits at while idle: [`IDLE_READ_BUFFER`], or the
+    /// configured size if smaller.
+    fn idle_size(&self) -> usize {
+        IDLE_READ_BUFFER.min(self.size)
+    }
+
     /// The next size up: the configured size from the idle one, then
     /// double, up to [`READ_BUFFER_MAX`] (or the configured size, if larger).
     fn grow(&mut self) {
@@ -422,10 +428,11 @@ impl Protocol {
         // Never less than a frame header, or leftovers ending inside one
         // would leave no room to read the rest.
         let size = limits.read_buffer_size.max(frame::MAX_HEADER_LEN);
+        let idle = IDLE_READ_BUFFER.min(size);
         let mut bytes = Vec::new();
         if !received.is_empty() {
             bytes = received.to_vec();
-            bytes.resize(received.len().max(IDLE_READ_BUFFER.min(size)), 0);
+            bytes.resize(received.len().max(idle), 0);
         }
         Protocol {
             role,
@@ -435,7 +442,7 @@ impl Protocol {
                 start: 0,
                 end: received.len(),
                 size,
-                target: IDLE_READ_BUFFER.min(size),
+                target: idle,
             },
             assembly: Assembly::default(),
             state: State::Header { partial: None },
@@ -575,7 +582,7 @@ impl Protocol {
         if !assembling && self.ready.is_none() {
             self.assembly = Assembly::default();
         }
-        self.buf.target = IDLE_READ_BUFFER.min(self.buf.size);
+        self.buf.target = self.buf.idle_size();
     }
 
     /// The next event from the bytes received so far, with the message

@@ -244,7 +244,7 @@ impl Server {
             drop(factory);
             Err(event_loop_unsupported())
         }
-        #[cfg(all(target_os = "linux", feature = "event-loop"))]
+        #[cfg(target_os = "linux")]
         self.run_epoll(factory)
     }
 
