@@ -123,13 +123,13 @@ fn parse_line(body: &[u8]) -> Result<u8, String> {
 }
 
 /// The device: its IO lines and everyone watching them.
-struct Board {
+pub(crate) struct Board {
     io: Mutex<Io>,
     clients: Hub,
 }
 
 impl Board {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Board {
             io: Mutex::default(),
             clients: Hub::new(),
@@ -158,7 +158,7 @@ impl Board {
 
     /// One WebSocket client: the status on connect, then output changes in,
     /// broadcasts out.
-    fn serve_client(&self, mut ws: WebSocket<Stream>) -> Result<(), Error> {
+    pub(crate) fn serve_client(&self, mut ws: WebSocket<Stream>) -> Result<(), Error> {
         let _member = {
             // Join, then queue the first status, under the lock that changes
             // are broadcast under: none is missed or comes before it.
@@ -214,7 +214,7 @@ impl Board {
     }
 
     /// The REST API and the page.
-    fn serve_http(&self, req: &Request) -> Response {
+    pub(crate) fn serve_http(&self, req: &Request) -> Response {
         let path: Vec<&str> = req.path().split('/').filter(|s| !s.is_empty()).collect();
         match path[..] {
             [] => match req.method() {

@@ -44,6 +44,7 @@ mod net;
 mod outbox;
 mod registry;
 mod threaded;
+mod tls;
 
 pub use config::{Accept, Config};
 pub use net::{Addr, Stream};
@@ -59,8 +60,8 @@ use config::{ErrorHook, Handler, HttpHook, UpgradeHook};
 use event_loop::Factory;
 use net::Listener;
 use registry::{wait_until_empty, Ctx, State};
-use std::io;
-use std::net::{Shutdown, TcpListener, ToSocketAddrs};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -78,6 +79,7 @@ pub struct Server {
     on_upgrade: Option<Arc<UpgradeHook>>,
     on_http: Option<Arc<HttpHook>>,
     on_error: Option<Arc<ErrorHook>>,
+    tls: Option<Arc<tls::Hook>>,
     state: Arc<State>,
 }
 
@@ -128,6 +130,7 @@ impl Server {
             on_upgrade: None,
             on_http: None,
             on_error: None,
+            tls: None,
             state: Arc::new(State {
                 stopping: AtomicBool::new(false),
                 registry: Mutex::default(),
@@ -171,6 +174,50 @@ impl Server {
         self
     }
 
+    /// Serves `https://` and `wss://`: `hook` turns each accepted TCP
+    /// connection into the stream the request is read from, such as
+    /// rustls' `StreamOwned` (the library takes no TLS dependency; see
+    /// `examples/tls/`). Thread-per-client mode ([`Server::run`]) only:
+    /// [`Server::run_event_loop`] fails at once with a server that has it.
+    ///
+    /// - [`Config::handshake_timeout`] covers the TLS handshake too: a
+    ///   client that has not completed it and its request head in time is
+    ///   shut down, however slowly it sends.
+    /// - An error or a panic in `hook` ends that connection alone, and
+    ///   reaches [`Server::on_error`].
+    /// - Unix-socket connections are local, and served without it.
+    /// - Reads and writes take turns through the stream (TLS has one state
+    ///   for both), but a read waits for the socket without holding it, so
+    ///   a [`Sender`] is not held up by a client that says nothing. The
+    ///   stream must keep what it read when a read times out, and return
+    ///   all it holds decrypted when the buffer is large enough, as rustls
+    ///   and OpenSSL do. A connection holds a second descriptor for the
+    ///   socket.
+    ///
+    /// ```ignore
+    /// let tls = Arc::new(rustls::ServerConfig::builder()
+    ///     .with_no_client_auth()
+    ///     .with_single_cert(certs, key)?);
+    /// Server::bind("0.0.0.0:8443")?
+    ///     .tls(move |tcp| {
+    ///         let conn = rustls::ServerConnection::new(tls.clone()).map_err(io::Error::other)?;
+    ///         Ok(rustls::StreamOwned::new(conn, tcp))
+    ///     })
+    ///     .run(|mut ws| { /* as over ws:// */ Ok(()) })
+    /// ```
+    pub fn tls<S>(
+        mut self,
+        hook: impl Fn(TcpStream) -> io::Result<S> + Send + Sync + 'static,
+    ) -> Self
+    where
+        S: Read + Write + Send + 'static,
+    {
+        self.tls = Some(Arc::new(move |tcp| {
+            hook(tcp).map(|s| Box::new(s) as Box<dyn net::ReadWrite>)
+        }));
+        self
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> Addr {
         self.state.addr.clone()
@@ -203,6 +250,7 @@ impl Server {
             on_upgrade: self.on_upgrade,
             on_http: self.on_http,
             on_error: self.on_error,
+            tls: self.tls.map(tls::Tls::new),
             state: self.state,
         });
         threaded::run(ctx, self.listener)
@@ -239,6 +287,9 @@ impl Server {
         F: Fn(&Request, Sender) -> H + Send + Sync + 'static,
         H: FnMut(MessageRef<'_>) -> Result<(), Error> + 'static,
     {
+        if self.tls.is_some() {
+            return Err(tls_unsupported());
+        }
         #[cfg(not(target_os = "linux"))]
         {
             drop(factory);
@@ -267,6 +318,7 @@ impl Server {
             on_upgrade: self.on_upgrade,
             on_http: self.on_http,
             on_error: self.on_error,
+            tls: None,
             state: self.state,
         });
         event_loop::run(ctx, self.listener, threads)
@@ -282,6 +334,9 @@ impl Server {
     {
         if cfg!(not(target_os = "linux")) {
             return Err(event_loop_unsupported());
+        }
+        if self.tls.is_some() {
+            return Err(tls_unsupported());
         }
         self.spawn_as("stdws-loop", move |server| server.run_event_loop(factory))
     }
@@ -319,6 +374,15 @@ fn event_loop_unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
         "the event loop needs Linux (epoll); on this platform serve with Server::run, a thread per client",
+    )
+}
+
+/// What [`Server::run_event_loop`] answers a server with a TLS hook.
+#[cfg(feature = "event-loop")]
+fn tls_unsupported() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the TLS hook needs a thread per client (Server::run): the event loop reads every socket without blocking into one buffer, and a TLS stream made by the hook blocks; terminate TLS in front of it (nginx), or serve with Server::run",
     )
 }
 

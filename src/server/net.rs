@@ -3,8 +3,15 @@
 //! A [`Stream`] is a shared handle: one thread reads while others write and
 //! the server can shut it down, all without duplicating the file descriptor
 //! (ten thousand clients stay ten thousand descriptors).
+//!
+//! A TCP stream can carry a stream that [`Server::tls`](super::Server::tls)
+//! wrapped around it: then reads and writes go through the wrapper (one at
+//! a time, under a lock), and addresses, timeouts and shutdown through the
+//! socket.
 
+use crate::blocking::io::is_timeout;
 use crate::blocking::{tcp_unacked, DuplexStream};
+use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
@@ -14,8 +21,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(unix)]
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Where a connection or listener is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +61,94 @@ pub struct Stream {
     socket: Arc<Socket>,
     /// Read at accept: once the peer is gone the socket no longer knows it.
     peer: Arc<Addr>,
+    /// The stream the TLS hook made of the socket, if any: all reads and
+    /// writes go through it.
+    tls: Option<Arc<Wrapped>>,
+}
+
+/// What a TLS hook returns: any stream over the socket.
+pub(crate) trait ReadWrite: Read + Write + Send {}
+
+impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// A stream wrapped around a TCP socket (TLS), shared by the connection's
+/// reader and its senders.
+///
+/// A TLS stream reads and writes through one state, so both take its lock.
+/// The reader must not sleep holding it, or a [`Sender`](crate::Sender)
+/// would wait for the peer to speak: it waits for the socket to become
+/// readable without the lock (a one-byte `peek`), then reads under the
+/// lock with a short socket timeout ([`LOCKED_READ`]), and goes back to
+/// waiting if only part of a record had come. A TLS library keeps what it
+/// read across such a timeout, as it must for nonblocking sockets.
+struct Wrapped {
+    io: Mutex<Box<dyn ReadWrite>>,
+    /// The read timeout the caller set, in nanoseconds; `u64::MAX`: none.
+    read_timeout: AtomicU64,
+    /// The last read filled the caller's buffer: the wrapper may hold more
+    /// than the socket shows, so the next read does not wait for the socket.
+    more: AtomicBool,
+}
+
+impl fmt::Debug for Wrapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Wrapped")
+    }
+}
+
+/// The longest the reader holds a wrapped stream's lock waiting for the rest
+/// of a record: what a sender may wait behind a peer that sends a record
+/// slowly. Past it, the reader waits for the rest without the lock.
+const LOCKED_READ: Duration = Duration::from_millis(20);
+
+impl Wrapped {
+    fn lock(&self) -> MutexGuard<'_, Box<dyn ReadWrite>> {
+        // A panic in the wrapper mid-call poisons the lock; what it left is
+        // the wrapper's to judge, and its next call reports it.
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_timeout(&self) -> Option<Duration> {
+        match self.read_timeout.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// One read, as a blocking read with the caller's timeout would be:
+    /// the socket is waited on without the lock (see [`Wrapped`]).
+    fn read(&self, tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        let timeout = self.read_timeout();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if !self.more.swap(false, Ordering::Relaxed) {
+                let left = match deadline {
+                    None => None,
+                    Some(d) => match d.saturating_duration_since(Instant::now()) {
+                        left if left.is_zero() => return Err(io::ErrorKind::TimedOut.into()),
+                        left => Some(left),
+                    },
+                };
+                tcp.set_read_timeout(left)?;
+                match tcp.peek(&mut [0]) {
+                    Ok(_) => {} // bytes, or the end: either way the wrapper reads it
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            tcp.set_read_timeout(Some(LOCKED_READ))?;
+            let read = self.lock().read(buf);
+            match read {
+                Ok(n) => {
+                    self.more.store(n > 0 && n == buf.len(), Ordering::Relaxed);
+                    return Ok(n);
+                }
+                // Part of a record: wait for the rest without the lock.
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// Calls `$op` on whichever socket it is, as `&mut &Socket` (`Read` and
@@ -90,7 +186,47 @@ impl Stream {
 
     /// Sets how long a read may block.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        if let Some(tls) = &self.tls {
+            // Applied by each read: the socket's own timeout is the wrapper's.
+            if timeout == Some(Duration::ZERO) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "cannot set a 0 duration timeout",
+                ));
+            }
+            let nanos = timeout.map_or(u64::MAX, |t| t.as_nanos().min(u64::MAX as u128 - 1) as u64);
+            tls.read_timeout.store(nanos, Ordering::Relaxed);
+            return Ok(());
+        }
         on_socket!(self, s => s.set_read_timeout(timeout))
+    }
+
+    /// Whether this is a TCP stream the TLS hook wrapped.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The same socket, its reads and writes through `wrapper` from now on;
+    /// `None` for a Unix socket (TLS is for TCP).
+    pub(crate) fn wrapped(&self, wrapper: Box<dyn ReadWrite>) -> Stream {
+        Stream {
+            socket: self.socket.clone(),
+            peer: self.peer.clone(),
+            tls: Some(Arc::new(Wrapped {
+                io: Mutex::new(wrapper),
+                read_timeout: AtomicU64::new(u64::MAX),
+                more: AtomicBool::new(false),
+            })),
+        }
+    }
+
+    /// Another handle to the TCP socket, for a TLS hook to own.
+    pub(crate) fn tcp_handle(&self) -> Option<io::Result<TcpStream>> {
+        match &*self.socket {
+            Socket::Tcp(t) => Some(t.try_clone()),
+            #[cfg(unix)]
+            Socket::Unix(_) => None,
+        }
     }
 
     /// Sets how long a write may block.
@@ -133,6 +269,7 @@ impl From<TcpStream> for Stream {
         Stream {
             socket: Arc::new(Socket::Tcp(s)),
             peer: Arc::new(peer),
+            tls: None,
         }
     }
 }
@@ -154,6 +291,7 @@ impl From<UnixStream> for Stream {
         Stream {
             socket: Arc::new(Socket::Unix(s)),
             peer: Arc::new(Addr::Unix(path)),
+            tls: None,
         }
     }
 }
@@ -166,8 +304,12 @@ impl Read for Stream {
 
 /// Shared handles read and write too, as `&TcpStream` does.
 impl Read for &Stream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        on_socket!(self, s => s.read(buf))
+        match (&self.tls, &*self.socket) {
+            (Some(tls), Socket::Tcp(tcp)) => tls.read(tcp, buf),
+            _ => on_socket!(self, s => s.read(buf)),
+        }
     }
 }
 
@@ -179,19 +321,31 @@ impl Write for Stream {
         (&*self).write_vectored(bufs)
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        (&*self).flush()
     }
 }
 
 impl Write for &Stream {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        on_socket!(self, s => s.write(buf))
+        match &self.tls {
+            Some(tls) => tls.lock().write(buf),
+            None => on_socket!(self, s => s.write(buf)),
+        }
     }
+    #[inline]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        on_socket!(self, s => s.write_vectored(bufs))
+        match &self.tls {
+            Some(tls) => tls.lock().write_vectored(bufs),
+            None => on_socket!(self, s => s.write_vectored(bufs)),
+        }
     }
+    /// A wrapper may buffer what it was given (TLS records): this sends it.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match &self.tls {
+            Some(tls) => tls.lock().flush(),
+            None => Ok(()),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::config::{Config, ErrorHook, HttpHook, UpgradeHook};
 use super::net::{Addr, Stream};
+use super::tls::Tls;
 use crate::blocking::io::write_all_vectored;
 use crate::blocking::Sender;
 use crate::error::Error;
@@ -52,6 +53,8 @@ pub(crate) struct Ctx<H> {
     pub(crate) on_upgrade: Option<Arc<UpgradeHook>>,
     pub(crate) on_http: Option<Arc<HttpHook>>,
     pub(crate) on_error: Option<Arc<ErrorHook>>,
+    /// The TLS hook and its deadlines (thread-per-client mode only).
+    pub(crate) tls: Option<Tls>,
     pub(crate) state: Arc<State>,
 }
 

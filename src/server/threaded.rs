@@ -6,6 +6,7 @@ use super::config::Handler;
 use super::lifecycle::{guard, route, settings, Refusal, Route, Upgrade};
 use super::net::{Listener, Stream};
 use super::registry::{deregister, opened, refuse_busy, register, Ctx, State};
+use super::tls::Watch;
 use crate::blocking::io::{is_timeout, read_some};
 use crate::blocking::WebSocket;
 use crate::error::Error;
@@ -74,7 +75,26 @@ fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
         id,
     };
     let mut life = Lifecycle::new(settings(&ctx.config), Instant::now());
-    let result = serve_connection(&ctx, id, &stream, &mut life);
+    let (watch, stream) = match &ctx.tls {
+        None => (None, stream),
+        Some(tls) => {
+            let config = &ctx.config;
+            match tls.wrap(&stream, config.handshake_timeout, config.max_connections) {
+                (watch, Ok(wrapped)) => (Some(watch), wrapped),
+                (watch, Err(e)) => {
+                    ctx.report(stream.peer_addr(), &watch.explain(e));
+                    return;
+                }
+            }
+        }
+    };
+    let result = serve_connection(&ctx, id, &stream, &mut life, watch.as_ref());
+    let result = match &watch {
+        Some(watch) => result.map_err(|e| watch.explain(e)),
+        None => result,
+    };
+    // The watch stays to the end: a refusal mid-TLS-handshake cannot be
+    // written, and the deadline ends it.
     life.close();
     // The answer goes out before the report, then the linger.
     finish(&mut life, &stream, false);
@@ -89,8 +109,9 @@ fn serve_connection(
     id: u64,
     stream: &Stream,
     life: &mut Lifecycle,
+    watch: Option<&Watch>,
 ) -> Result<(), Error> {
-    let Some(mut ws) = handshake(ctx, stream, life)? else {
+    let Some(mut ws) = handshake(ctx, stream, life, watch)? else {
         return Ok(()); // a plain HTTP request or a refusal, answered
     };
     let sender = ws.sender()?;
@@ -125,6 +146,7 @@ fn handshake(
     ctx: &Ctx<Box<Handler>>,
     stream: &Stream,
     life: &mut Lifecycle,
+    watch: Option<&Watch>,
 ) -> Result<Option<WebSocket<Stream>>, Error> {
     let config = &ctx.config;
     stream.set_nodelay()?;
@@ -134,7 +156,12 @@ fn handshake(
         write_output(life, stream)?; // `100 Continue`
         match life.poll() {
             Step::Read => read(life, stream)?,
-            Step::Route(request) => match guard(|| route(ctx, request, stream.is_unix())) {
+            Step::Route(request) => match guard(|| {
+                if let Some(watch) = watch {
+                    watch.done(); // the head is complete, TLS and all
+                }
+                route(ctx, request, stream.is_unix())
+            }) {
                 Ok(Ok(Route::Http(hook))) => {
                     on_http = Some(hook);
                     life.read_body()?;
