@@ -85,12 +85,21 @@ fn records_server(
     config: Config,
     handler: impl Fn(stdws::WebSocket<stdws::Stream>) -> Result<(), Error> + Send + Sync + 'static,
 ) -> (SocketAddr, mpsc::Receiver<String>, stdws::Running) {
+    hooked_server(config, |tcp| Ok(Records::new(tcp)), handler)
+}
+
+/// A server with `hook`; the errors it reports come out of the receiver.
+fn hooked_server<S: Read + Write + Send + 'static>(
+    config: Config,
+    hook: impl Fn(TcpStream) -> io::Result<S> + Send + Sync + 'static,
+    handler: impl Fn(stdws::WebSocket<stdws::Stream>) -> Result<(), Error> + Send + Sync + 'static,
+) -> (SocketAddr, mpsc::Receiver<String>, stdws::Running) {
     let (errors, reported) = mpsc::channel();
     let errors = std::sync::Mutex::new(errors);
     let running = Server::bind("127.0.0.1:0")
         .unwrap()
         .config(config)
-        .tls(|tcp| Ok(Records::new(tcp)))
+        .tls(hook)
         .on_error(move |_, e| {
             let _ = errors.lock().unwrap().send(e.to_string());
         })
@@ -246,28 +255,16 @@ fn a_record_cut_in_two_is_read_whole_and_does_not_hold_up_senders() {
 
 #[test]
 fn a_failing_hook_ends_that_connection_alone_and_reaches_on_error() {
-    let (errors, reported) = mpsc::channel();
-    let errors = std::sync::Mutex::new(errors);
-    let running = Server::bind("127.0.0.1:0")
-        .unwrap()
-        .tls(|tcp: TcpStream| {
-            let mut first = [0u8; 1];
-            tcp.peek(&mut first)?;
-            match first[0] {
-                b'!' => Err(io::Error::other("no certificate for that name")),
-                b'?' => panic!("the hook panicked"),
-                _ => Ok(Records::new(tcp)),
-            }
-        })
-        .on_error(move |_, e| {
-            let _ = errors.lock().unwrap().send(e.to_string());
-        })
-        .spawn(echo)
-        .unwrap();
-    let addr = match running.addr() {
-        stdws::Addr::Tcp(a) => *a,
-        other => panic!("{other}"),
+    let hook = |tcp: TcpStream| {
+        let mut first = [0u8; 1];
+        tcp.peek(&mut first)?;
+        match first[0] {
+            b'!' => Err(io::Error::other("no certificate for that name")),
+            b'?' => panic!("the hook panicked"),
+            _ => Ok(Records::new(tcp)),
+        }
     };
+    let (addr, reported, running) = hooked_server(Config::default(), hook, echo);
     let mut good = records_client(addr, "/");
     for refused in [b"!", b"?"] {
         let mut tcp = TcpStream::connect(addr).unwrap();
@@ -303,26 +300,13 @@ fn a_client_trickling_its_tls_handshake_is_cut_at_the_handshake_deadline() {
         handshake_timeout: Duration::from_millis(600),
         ..Config::default()
     };
-    let (errors, reported) = mpsc::channel();
-    let errors = std::sync::Mutex::new(errors);
-    let running = Server::bind("127.0.0.1:0")
-        .unwrap()
-        .config(config)
-        .tls(|mut tcp: TcpStream| {
-            // A "hello" of 64 bytes, read before the hook returns.
-            let mut hello = [0u8; 64];
-            tcp.read_exact(&mut hello)?;
-            Ok(Records::new(tcp))
-        })
-        .on_error(move |_, e| {
-            let _ = errors.lock().unwrap().send(e.to_string());
-        })
-        .spawn(echo)
-        .unwrap();
-    let addr = match running.addr() {
-        stdws::Addr::Tcp(a) => *a,
-        other => panic!("{other}"),
+    // A "hello" of 64 bytes, read before the hook returns.
+    let hook = |mut tcp: TcpStream| {
+        let mut hello = [0u8; 64];
+        tcp.read_exact(&mut hello)?;
+        Ok(Records::new(tcp))
     };
+    let (addr, reported, running) = hooked_server(config, hook, echo);
     let mut tcp = TcpStream::connect(addr).unwrap();
     let start = Instant::now();
     let mut cut = None;
