@@ -15,7 +15,8 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Reads, retrying when a signal interrupts.
+/// Reads, retrying when a signal interrupts. Inlined: once per message.
+#[inline]
 pub(crate) fn read_some<S: Read>(stream: &mut S, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match stream.read(buf) {

@@ -108,6 +108,16 @@ impl Wrapped {
         self.io.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[inline(never)] // off the plain streams' path
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().write(buf)
+    }
+
+    #[inline(never)]
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.lock().write_vectored(bufs)
+    }
+
     fn read_timeout(&self) -> Option<Duration> {
         match self.read_timeout.load(Ordering::Relaxed) {
             u64::MAX => None,
@@ -117,7 +127,11 @@ impl Wrapped {
 
     /// One read, as a blocking read with the caller's timeout would be:
     /// the socket is waited on without the lock (see [`Wrapped`]).
-    fn read(&self, tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    #[inline(never)] // off the plain streams' path
+    fn read(&self, stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+        let Socket::Tcp(tcp) = &*stream.socket else {
+            return Err(io::ErrorKind::Unsupported.into()); // only TCP is wrapped
+        };
         let timeout = self.read_timeout();
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
@@ -297,6 +311,7 @@ impl From<UnixStream> for Stream {
 }
 
 impl Read for Stream {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
@@ -306,20 +321,23 @@ impl Read for Stream {
 impl Read for &Stream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match (&self.tls, &*self.socket) {
-            (Some(tls), Socket::Tcp(tcp)) => tls.read(tcp, buf),
-            _ => on_socket!(self, s => s.read(buf)),
+        if let Some(tls) = &self.tls {
+            return tls.read(self, buf);
         }
+        on_socket!(self, s => s.read(buf))
     }
 }
 
 impl Write for Stream {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
     }
+    #[inline]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         (&*self).write_vectored(bufs)
     }
+    #[inline]
     fn flush(&mut self) -> io::Result<()> {
         (&*self).flush()
     }
@@ -329,18 +347,19 @@ impl Write for &Stream {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &self.tls {
-            Some(tls) => tls.lock().write(buf),
+            Some(tls) => tls.write(buf),
             None => on_socket!(self, s => s.write(buf)),
         }
     }
     #[inline]
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match &self.tls {
-            Some(tls) => tls.lock().write_vectored(bufs),
+            Some(tls) => tls.write_vectored(bufs),
             None => on_socket!(self, s => s.write_vectored(bufs)),
         }
     }
     /// A wrapper may buffer what it was given (TLS records): this sends it.
+    #[inline]
     fn flush(&mut self) -> io::Result<()> {
         match &self.tls {
             Some(tls) => tls.lock().flush(),
