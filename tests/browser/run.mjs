@@ -425,3 +425,67 @@ describe("echo page with permessage-deflate", () => {
     assert.deepEqual(errors, []);
   });
 });
+
+// ---------------------------------------------------------------------------
+// io_board over https:// and wss://, TLS by the server itself (examples/tls)
+// ---------------------------------------------------------------------------
+
+const TLS_EXAMPLE = process.env.STDWS_TLS;
+
+describe("io_board page over https and wss (examples/tls)", { skip: !TLS_EXAMPLE && "STDWS_TLS is not set" }, () => {
+  let proc, addr, context;
+
+  before(async () => {
+    proc = spawn(TLS_EXAMPLE, ["127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"] });
+    const lines = createInterface({ input: proc.stdout });
+    addr = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("stdws-tls: no listening line")), TIMEOUT);
+      proc.on("exit", (code) => reject(new Error(`stdws-tls exited with ${code}`)));
+      lines.on("line", (line) => {
+        const m = line.match(/listening on https:\/\/([^/]+)\//);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+    });
+    // The certificate is self-signed: the browser is told to accept it.
+    context = await browser.newContext({ ignoreHTTPSErrors: true });
+  });
+
+  after(async () => {
+    await context?.close();
+    if (proc && proc.exitCode === null) {
+      proc.kill("SIGKILL");
+      await once(proc, "exit");
+    }
+  });
+
+  test("loads the page over https, goes live over wss, and an output click round-trips", async () => {
+    const origin = `https://${addr}`;
+    const page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    const sockets = [];
+    page.on("websocket", (ws) => sockets.push(ws.url()));
+    await page.goto(origin + "/");
+    await page.locator("#status.live").waitFor();
+    assert.deepEqual(sockets, [`wss://${addr}/`]);
+    await page.locator('[data-output="3"]').click();
+    await pageShows(page, "output", [0, 0, 0, 1, 0, 0, 0, 0]);
+    // The REST API on the same https origin saw it.
+    const outputs = await page.evaluate(async () => (await fetch("/io/outputs")).json());
+    assert.deepEqual(outputs, [0, 0, 0, 1, 0, 0, 0, 0]);
+    // And a WebSocket of the page's own echoes over wss.
+    const echoed = await page.evaluate(
+      (url) =>
+        new Promise((resolve, reject) => {
+          const ws = new WebSocket(url);
+          ws.onopen = () => ws.send("over wss ✓");
+          ws.onmessage = (event) => resolve(event.data);
+          ws.onerror = () => reject(new Error("wss echo failed"));
+        }),
+      `wss://${addr}/echo`,
+    );
+    assert.equal(echoed, "over wss ✓");
+  });
+});
