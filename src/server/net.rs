@@ -220,8 +220,8 @@ impl Stream {
         self.tls.is_some()
     }
 
-    /// The same socket, its reads and writes through `wrapper` from now on;
-    /// `None` for a Unix socket (TLS is for TCP).
+    /// The same socket, its reads and writes through `wrapper` from now on
+    /// (TCP only: [`Stream::tcp_handle`] gives the hook its socket).
     pub(crate) fn wrapped(&self, wrapper: Box<dyn ReadWrite>) -> Stream {
         Stream {
             socket: self.socket.clone(),
