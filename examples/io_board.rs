@@ -17,6 +17,11 @@
 //!   array of 8, `POST /io/inputs/N` (a simulated input). The Unix socket
 //!   takes the WebSocket protocol too.
 //! - **`GET /`**: the web admin IO page, kept live over the WebSocket.
+//! - **`GET /stats`**: the TCP server's [`Stats`] as JSON (on the Unix
+//!   socket too): `connections_open`, `connections_accepted`, `refused`
+//!   (by HTTP status), `closes_sent` and `closes_received` (by close code),
+//!   `messages_in`, `messages_out`, `bytes_in`, `bytes_out`, `hub_dropped`.
+//!   The page shows a few of them.
 //! - `--simulate-inputs`: the inputs change by themselves every second.
 //! - `--keepalive SECS`: a client silent for SECS is pinged, and closed if
 //!   nothing comes SECS later (default 30; 0 turns keepalive off).
@@ -34,14 +39,15 @@
 #[path = "common/json.rs"]
 mod json;
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Duration;
 use stdws::hub::Hub;
 use stdws::{
-    Config, Error, Keepalive, Message, MessageRef, Request, Response, Sender, Server, Stream,
-    WebSocket,
+    Config, Error, Keepalive, Message, MessageRef, Request, Response, Sender, Server,
+    ShutdownHandle, Stats, Stream, WebSocket,
 };
 
 const PAGE: &str = include_str!("pages/io_board.html");
@@ -122,10 +128,37 @@ fn parse_line(body: &[u8]) -> Result<u8, String> {
     }
 }
 
-/// The device: its IO lines and everyone watching them.
+/// `GET /stats`: the server's counters, with the keys [`Stats`] names.
+fn stats_json(stats: &Stats) -> String {
+    let by_code = |map: &BTreeMap<u16, u64>| {
+        let members: Vec<String> = map.iter().map(|(k, v)| format!(r#""{k}":{v}"#)).collect();
+        format!("{{{}}}", members.join(","))
+    };
+    format!(
+        concat!(
+            r#"{{"connections_open":{},"connections_accepted":{},"refused":{},"#,
+            r#""closes_sent":{},"closes_received":{},"messages_in":{},"messages_out":{},"#,
+            r#""bytes_in":{},"bytes_out":{},"hub_dropped":{}}}"#
+        ),
+        stats.connections_open,
+        stats.connections_accepted,
+        by_code(&stats.refused),
+        by_code(&stats.closes_sent),
+        by_code(&stats.closes_received),
+        stats.messages_in,
+        stats.messages_out,
+        stats.bytes_in,
+        stats.bytes_out,
+        stats.hub_dropped,
+    )
+}
+
+/// The device: its IO lines, everyone watching them, and the server whose
+/// counters `GET /stats` reports.
 pub(crate) struct Board {
     io: Mutex<Io>,
     clients: Hub,
+    server: OnceLock<ShutdownHandle>,
 }
 
 impl Board {
@@ -133,7 +166,13 @@ impl Board {
         Board {
             io: Mutex::default(),
             clients: Hub::new(),
+            server: OnceLock::new(),
         }
+    }
+
+    /// `GET /stats` reports `server`'s counters (the first server given).
+    pub(crate) fn report_stats_of(&self, server: ShutdownHandle) {
+        let _ = self.server.set(server);
     }
 
     fn lock(&self) -> MutexGuard<'_, Io> {
@@ -223,6 +262,11 @@ impl Board {
             },
             ["io"] => match req.method() {
                 "GET" => Response::json(200, self.io().to_json()),
+                _ => not_allowed("GET"),
+            },
+            ["stats"] => match (req.method(), self.server.get()) {
+                ("GET", Some(server)) => Response::json(200, stats_json(&server.stats())),
+                ("GET", None) => error(503, "the server is not running yet"),
                 _ => not_allowed("GET"),
             },
             ["io", "outputs"] => match req.method() {
@@ -391,6 +435,7 @@ fn run(options: Options) -> Result<(), String> {
     };
     let server = Server::bind(&options.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    board.report_stats_of(server.shutdown_handle());
     println!("io_board: listening on http://{}/", server.local_addr());
     if options.simulate_inputs {
         let board = board.clone();

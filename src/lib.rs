@@ -156,7 +156,7 @@ pub use proto::{Connection, Instant, Keepalive};
 #[cfg(feature = "std")]
 pub use server::hub;
 #[cfg(feature = "std")]
-pub use server::{Accept, Addr, Config, Running, Server, ShutdownHandle, Stream};
+pub use server::{Accept, Addr, Config, Running, Server, ShutdownHandle, Stats, Stream};
 pub use status::Status;
 
 /// Where virtual time starts in the sans-IO layers' unit tests: an hour

@@ -160,6 +160,9 @@ impl CloseCode {
     pub const TOO_BIG: CloseCode = CloseCode(1009);
     /// 1011: the server hit an unexpected condition.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    /// 1005: a close frame without a code. Never sent as a code; it names
+    /// the empty close where a code is expected (RFC 6455 7.1.5).
+    pub const NO_STATUS: CloseCode = CloseCode(1005);
 
     /// Whether the code may appear in a close frame on the wire: 1000-1003,
     /// 1007-1014 and 3000-4999. 1004-1006 and 1015 are reserved or local only.

@@ -3,13 +3,17 @@
 //! Unix socket, broadcasts between them, and simulated inputs.
 
 mod example_process;
+#[path = "../examples/common/json.rs"]
+mod json;
 
 #[cfg(unix)]
 use example_process::{http_unix, TempDir};
 use example_process::{recv_text, Example};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use stdws::client::{self, ClientConfig, ConnectError};
-use stdws::{Error, Message};
+use stdws::{CloseCode, Error, Message};
 
 const ZEROS: &str = r#"{"inputs":[0,0,0,0,0,0,0,0],"outputs":[0,0,0,0,0,0,0,0]}"#;
 
@@ -332,4 +336,100 @@ fn bad_arguments_print_usage_and_exit_2() {
         .unwrap();
     assert_eq!(taken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&taken.stderr).contains("cannot listen on 256.0.0.1:1"));
+}
+
+/// `GET /stats`, parsed, and how many connections it took.
+struct StatsPoll<'a> {
+    board: &'a Example,
+    requests: u64,
+}
+
+impl StatsPoll<'_> {
+    fn get(&mut self) -> json::Value {
+        self.requests += 1;
+        let r = self.board.http("GET", "/stats", "");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        json::parse(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+    }
+}
+
+fn number(stats: &json::Value, key: &str) -> i64 {
+    stats
+        .get(key)
+        .and_then(json::Value::as_i64)
+        .unwrap_or_else(|| panic!("no number {key:?} in {stats:?}"))
+}
+
+/// An object keyed by code, as `(code, count)` pairs.
+fn by_code(stats: &json::Value, key: &str) -> Vec<(String, i64)> {
+    match stats.get(key) {
+        Some(json::Value::Object(members)) => members
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_i64().expect("a count")))
+            .collect(),
+        other => panic!("{key:?} is not an object: {other:?}"),
+    }
+}
+
+#[test]
+fn get_stats_reports_the_servers_counters_as_json() {
+    for mode in MODES {
+        let board = start(mode);
+        let mut poll = StatsPoll {
+            board: &board,
+            requests: 0,
+        };
+        let fresh = poll.get();
+        assert_eq!(number(&fresh, "messages_in"), 0, "{mode:?}");
+        let mut ws = board.connect();
+        let mut out = vec![recv_text(&mut ws)];
+        let sent = ["[1,0,0,0,0,0,0,0]", "nonsense"];
+        for text in sent {
+            ws.send_text(text).unwrap();
+            out.push(recv_text(&mut ws)); // the broadcast, then the error
+        }
+        // A request that is not HTTP: refused with 400.
+        let mut garbage = TcpStream::connect(board.addr).unwrap();
+        garbage.write_all(b"\x16\x03\x01\x00\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = garbage.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        drop(garbage);
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        while let Ok(Some(_)) = ws.recv() {}
+        drop(ws);
+        // Closes count as their connections end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stats = loop {
+            let stats = poll.get();
+            if number(&stats, "connections_open") == 1 || Instant::now() > deadline {
+                break stats;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            number(&stats, "connections_open"),
+            1,
+            "this request: {stats:?}"
+        );
+        let accepted = 2 + poll.requests as i64; // the WebSocket, the garbage, the polls
+        assert_eq!(
+            number(&stats, "connections_accepted"),
+            accepted,
+            "{stats:?}"
+        );
+        assert_eq!(by_code(&stats, "refused"), [("400".into(), 1)], "{stats:?}");
+        let normal = [("1000".to_string(), 1)];
+        assert_eq!(by_code(&stats, "closes_sent"), normal, "{stats:?}");
+        assert_eq!(by_code(&stats, "closes_received"), normal, "{stats:?}");
+        assert_eq!(number(&stats, "messages_in"), 2, "{stats:?}");
+        assert_eq!(number(&stats, "messages_out"), 3, "{stats:?}");
+        let bytes_in: usize = sent.iter().map(|s| s.len()).sum();
+        let bytes_out: usize = out.iter().map(String::len).sum();
+        assert_eq!(number(&stats, "bytes_in"), bytes_in as i64, "{stats:?}");
+        assert_eq!(number(&stats, "bytes_out"), bytes_out as i64, "{stats:?}");
+        assert_eq!(number(&stats, "hub_dropped"), 0, "{stats:?}");
+        assert_eq!(board.http("POST", "/stats", "").status, 405);
+    }
 }

@@ -20,6 +20,7 @@ mod common;
 
 use common::{close_frame, frame, unmasked_frame, RawClient, FIN, OP_BINARY, OP_CLOSE, OP_CONT};
 use common::{raw_exchange, status_of, threads_named, upgrade_request, OP_PING, OP_PONG, OP_TEXT};
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,7 +34,7 @@ use stdws::hub::{Hub, Membership};
 use stdws::DeflateConfig;
 use stdws::{
     Accept, Addr, CloseCode, Config, Error, Keepalive, Limits, Message, MessageRef, Request,
-    Response, Running, Sender, Server, Stream, WebSocket,
+    Response, Running, Sender, Server, Stats, Stream, WebSocket,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -181,6 +182,9 @@ in_both_modes! {
     )]
     shutdown_counts_clients_that_ignore_the_close,
     a_shutdown_handle_stops_the_server_from_another_thread,
+    stats_count_connections_and_the_messages_and_bytes_each_way,
+    stats_count_refusals_by_status,
+    stats_count_closes_sent_and_received_by_code,
 }
 
 // ---------------------------------------------------------------------------
@@ -1359,6 +1363,7 @@ fn hub_closes_a_member_that_cannot_keep_up_and_others_keep_receiving(mode: Mode)
     assert_eq!(fast.recv().unwrap(), Some(Message::Text("joined".into())));
     let slow = raw_open(addr); // never reads again
     wait_for("two members", || hub.len() == 2);
+    assert_eq!(server.stats().hub_dropped, 0);
     let big = Message::Binary(vec![1u8; 256 << 10]);
     let fast_reader = thread::spawn(move || {
         let mut n = 0;
@@ -1381,6 +1386,7 @@ fn hub_closes_a_member_that_cannot_keep_up_and_others_keep_receiving(mode: Mode)
     let (received, fast) = fast_reader.join().unwrap();
     assert_eq!(received, 200, "the fast client got everything");
     assert_eq!(hub.len(), 1, "the slow client was dropped");
+    assert_eq!(server.stats().hub_dropped, 1, "and counted");
     drop((slow, fast));
     server.shutdown();
 }
@@ -1927,6 +1933,220 @@ fn a_shutdown_handle_stops_the_server_from_another_thread(mode: Mode) {
     reader.join().unwrap();
     serving.join().unwrap().unwrap();
     assert!(TcpStream::connect(addr).is_err(), "no longer listening");
+}
+
+// ---------------------------------------------------------------------------
+// Both modes: stats
+// ---------------------------------------------------------------------------
+
+/// A map of codes to counts, for comparing with a [`Stats`] field.
+fn by_code<const N: usize>(counts: [(u16, u64); N]) -> BTreeMap<u16, u64> {
+    counts.into_iter().collect()
+}
+
+/// Waits until no connection is open, then takes a snapshot: every
+/// connection's closes are counted by then.
+fn settled_stats(server: &Running) -> Stats {
+    wait_for("every connection to end", || {
+        server.handle().connections() == 0
+    });
+    server.stats()
+}
+
+fn stats_count_connections_and_the_messages_and_bytes_each_way(mode: Mode) {
+    let server = bind(config(mode, "stats"));
+    assert_eq!(server.stats(), Stats::default());
+    let (server, addr) = spawn_echo(mode, server);
+    let mut clients: Vec<RawClient> = (0..3).map(|_| raw_open(addr)).collect();
+    wait_for("three open", || server.stats().connections_open == 3);
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write(&frame(FIN | OP_TEXT, b"hello"));
+        c.expect_echo(OP_TEXT, b"hello");
+        c.assert_echoes(&vec![i as u8; 1000]);
+        // Two fragments are one message; pings are not messages.
+        let mut fragmented = frame(OP_TEXT, b"ab");
+        fragmented.extend_from_slice(&frame(FIN | OP_CONT, b"cd"));
+        c.write(&fragmented);
+        c.expect_echo(OP_TEXT, b"abcd");
+        c.write(&frame(FIN | OP_PING, b"not counted"));
+        assert_eq!(c.read_server_frame().opcode, OP_PONG);
+    }
+    let stats = server.stats();
+    assert_eq!((stats.messages_in, stats.messages_out), (9, 9), "{stats:?}");
+    let bytes = 3 * (5 + 1000 + 4);
+    assert_eq!(
+        (stats.bytes_in, stats.bytes_out),
+        (bytes, bytes),
+        "{stats:?}"
+    );
+    assert_eq!(stats.connections_open, 3, "{stats:?}");
+    for mut c in clients {
+        c.write(&close_frame(1000, b"bye"));
+        c.expect_close(1000);
+    }
+    let stats = settled_stats(&server);
+    assert_eq!((stats.connections_open, stats.connections_accepted), (0, 3));
+    assert_eq!(stats.closes_sent, by_code([(1000, 3)]), "{stats:?}");
+    assert_eq!(stats.closes_received, by_code([(1000, 3)]), "{stats:?}");
+    assert_eq!((stats.messages_in, stats.messages_out), (9, 9), "{stats:?}");
+    assert_eq!(
+        (stats.bytes_in, stats.bytes_out),
+        (bytes, bytes),
+        "{stats:?}"
+    );
+    assert!(
+        stats.refused.is_empty() && stats.hub_dropped == 0,
+        "{stats:?}"
+    );
+    server.shutdown();
+}
+
+fn stats_count_refusals_by_status(mode: Mode) {
+    let server = bind(Config {
+        max_connections: 2,
+        max_body_size: 10,
+        handshake_timeout: SECOND,
+        ..config(mode, "refusals")
+    })
+    .on_http(|req| match req.path() {
+        "/page" => Response::text(200, "a page"),
+        "/panic" => panic!("on_http bug (expected by this test)"),
+        _ => Response::status(404),
+    })
+    .on_upgrade(|req| match req.path() {
+        "/private" => Err(Response::status(401)),
+        _ => Ok(Accept::default()),
+    });
+    let (server, addr) = spawn_echo(mode, server);
+    let host = addr.to_string();
+    let upgrade = upgrade_request(&host, "");
+    let mut big_head = upgrade.clone().into_bytes();
+    big_head.truncate(big_head.len() - 2);
+    big_head.extend_from_slice(format!("X-Big: {}\r\n\r\n", "b".repeat(20 << 10)).as_bytes());
+    let requests: [(u16, Vec<u8>); 10] = [
+        (
+            200,
+            b"GET /page HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        ),
+        (
+            404,
+            b"GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        ),
+        (400, vec![0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, b'\r', b'\n']),
+        (401, upgrade.replace("GET / ", "GET /private ").into_bytes()),
+        (
+            403,
+            upgrade_request(&host, "Origin: http://evil.example\r\n").into_bytes(),
+        ),
+        (
+            413,
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 11\r\n\r\n01234567890".to_vec(),
+        ),
+        (
+            411,
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+        ),
+        (
+            426,
+            upgrade.replace("Version: 13", "Version: 12").into_bytes(),
+        ),
+        (431, big_head),
+        (
+            500,
+            b"GET /panic HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (status, request) in &requests {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(5 * SECOND)).unwrap();
+        // The server may answer and close before it has read all of it.
+        let _ = s.write_all(request);
+        let (response, _) = read_all(&mut s);
+        let response = String::from_utf8_lossy(&response);
+        assert_eq!(status_of(&response), *status, "{response}");
+        drop(s); // the server's linger ends with it
+        wait_for("its slot to free", || server.handle().connections() == 0);
+    }
+    // Two silent connections fill the slots: a third gets 503, and they
+    // get 408 at the handshake deadline.
+    let mut silent = [(); 2].map(|_| TcpStream::connect(addr).unwrap());
+    wait_for("the silent connections", || {
+        server.handle().connections() == 2
+    });
+    let busy = raw_exchange(addr, upgrade.as_bytes());
+    assert_eq!(status_of(&busy), 503, "{busy}");
+    for s in &mut silent {
+        s.set_read_timeout(Some(5 * SECOND)).unwrap();
+        let (response, _) = read_all(s);
+        assert_eq!(status_of(&String::from_utf8_lossy(&response)), 408);
+    }
+    drop(silent);
+    let stats = settled_stats(&server);
+    let refused = [400, 401, 403, 411, 413, 426, 431, 500, 503].map(|status| (status, 1));
+    let mut expected = by_code(refused);
+    expected.insert(408, 2);
+    assert_eq!(stats.refused, expected, "{stats:?}");
+    assert_eq!(stats.connections_accepted, 13, "{stats:?}");
+    assert!(stats.closes_sent.is_empty(), "{stats:?}");
+    server.shutdown();
+}
+
+fn stats_count_closes_sent_and_received_by_code(mode: Mode) {
+    let server = bind(Config {
+        limits: Limits {
+            max_message_size: 1000,
+            ..Limits::default()
+        },
+        shutdown_timeout: 5 * SECOND,
+        ..config(mode, "closes")
+    });
+    let (server, addr) = spawn(mode, server, |_: &Request, tx: Sender| {
+        move |msg: MessageRef<'_>| match msg {
+            MessageRef::Text("fail") => Err(Error::InvalidInput("the callback gave up")),
+            msg => tx.send_ref(msg),
+        }
+    });
+    let mut c = raw_open(addr);
+    c.write(&close_frame(4001, b"app code"));
+    c.expect_close(4001);
+    let mut c = raw_open(addr);
+    c.write(&frame(FIN | OP_CLOSE, b""));
+    let echo = c.read_server_frame();
+    assert_eq!((echo.opcode, echo.payload.len()), (OP_CLOSE, 0), "{echo:?}");
+    let failures: [(u16, Vec<u8>); 4] = [
+        (1002, unmasked_frame(FIN | OP_TEXT, b"x")),
+        (1007, frame(FIN | OP_TEXT, &[0xff])),
+        (1009, frame(FIN | OP_BINARY, &[0; 1001])),
+        (1011, frame(FIN | OP_TEXT, b"fail")),
+    ];
+    for (code, bytes) in failures {
+        let mut c = raw_open(addr);
+        c.write(&bytes);
+        c.expect_close(code);
+    }
+    // At shutdown, 1001; this client answers it.
+    let mut c = raw_open(addr);
+    c.assert_echoes(b"still here");
+    let answer = thread::spawn(move || {
+        let f = c.read_server_frame();
+        assert_eq!(f.close_parts().map(|(code, _)| code), Some(1001), "{f:?}");
+        c.write(&close_frame(1001, b""));
+        c.expect_tcp_closed();
+    });
+    wait_for("every other connection to end", || {
+        server.handle().connections() == 1
+    });
+    let handle = server.handle();
+    assert_eq!(server.shutdown(), 0, "the client answered the close");
+    answer.join().unwrap();
+    let stats = handle.stats();
+    let sent = [1001, 1002, 1005, 1007, 1009, 1011, 4001].map(|code| (code, 1));
+    assert_eq!(stats.closes_sent, by_code(sent), "{stats:?}");
+    let received = [1001, 1005, 4001].map(|code| (code, 1));
+    assert_eq!(stats.closes_received, by_code(received), "{stats:?}");
+    assert_eq!(stats.connections_accepted, 7, "{stats:?}");
+    assert_eq!(stats.connections_open, 0, "{stats:?}");
 }
 
 // ---------------------------------------------------------------------------

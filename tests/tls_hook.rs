@@ -322,6 +322,9 @@ fn a_client_trickling_its_tls_handshake_is_cut_at_the_handshake_deadline() {
     assert!(cut >= Duration::from_millis(600), "{cut:?}");
     let said = reported.recv_timeout(Duration::from_secs(5)).unwrap();
     assert!(said.contains("request head not received in time"), "{said}");
+    // Counted as the refusal it is.
+    let refused = running.stats().refused;
+    assert_eq!(refused, [(408, 1)].into_iter().collect(), "{refused:?}");
     running.shutdown();
 }
 

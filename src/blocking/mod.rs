@@ -3,6 +3,7 @@
 
 pub mod client;
 mod clock;
+pub(crate) mod counters;
 pub(crate) mod io;
 pub(crate) mod random;
 mod stream;
@@ -11,5 +12,5 @@ mod websocket;
 pub(crate) use stream::tcp_unacked;
 pub use stream::DuplexStream;
 #[cfg(all(target_os = "linux", feature = "event-loop"))] // the event loop
-pub(crate) use websocket::Queue;
+pub(crate) use websocket::{peer_close_code, Queue};
 pub use websocket::{Sender, WebSocket};

@@ -6,6 +6,7 @@
 //! writes each frame it sends with one vectored write, the payload uncopied.
 //! The RFC's rules live in the connection; this file only does IO.
 
+use super::counters::Counters;
 use super::io::{is_timeout, read_request, read_some, write_all_vectored};
 use super::random::OsRandom;
 use super::stream::DuplexStream;
@@ -58,6 +59,8 @@ pub struct WebSocket<S> {
     ticking: bool,
     request: Option<Request>,
     protocol: Option<String>,
+    /// A server's counters, which its messages and closes count into.
+    counters: Option<Arc<Counters>>,
 }
 
 /// The object-safe part of [`DuplexStream`]: what a [`Sender`] writes to,
@@ -271,6 +274,8 @@ struct Shared {
     writes: AtomicU64,
     /// Bytes written, for keepalive's view of the send queue. Changed under `out`.
     written: AtomicU64,
+    /// The server's counters, which sent messages count into.
+    counters: Option<Arc<Counters>>,
 }
 
 struct SharedOut {
@@ -308,10 +313,14 @@ impl Shared {
             return Err(Error::Closed);
         }
         let SharedOut { sink, out } = &mut *guard;
+        let len = payload.bytes().len();
         let result = match self.write_timeout {
             Some(limit) => self.timed(limit, |w| write_frame(out, w, opcode, payload, flush), sink),
             None => write_frame(out, sink, opcode, payload, flush),
         };
+        if let (Some(counters), Ok(()), false) = (&self.counters, &result, opcode.is_control()) {
+            counters.sent(len);
+        }
         self.after_write(out, result)
     }
 
@@ -381,6 +390,10 @@ pub(crate) trait Queue: fmt::Debug + Send + Sync {
     fn is_closed(&self) -> bool;
     /// Ends the connection at once, without a close frame.
     fn shutdown(&self);
+    /// The server's counters.
+    fn counters(&self) -> Option<&Counters>;
+    /// The code of our close frame, once one was queued.
+    fn close_code(&self) -> Option<CloseCode>;
 }
 
 /// A cloneable handle that sends on a connection from any thread.
@@ -489,6 +502,22 @@ impl Sender {
         }
     }
 
+    /// The server's counters, on a server's connection.
+    pub(crate) fn counters(&self) -> Option<&Counters> {
+        match &self.via {
+            Via::Stream(shared) => shared.counters.as_deref(),
+            Via::Queue(queue) => queue.counters(),
+        }
+    }
+
+    /// The code of our close frame, once one was queued on this connection.
+    pub(crate) fn close_code(&self) -> Option<CloseCode> {
+        match &self.via {
+            Via::Stream(shared) => shared.lock().out.close_code(),
+            Via::Queue(queue) => queue.close_code(),
+        }
+    }
+
     /// Shuts the connection down at once, without a close frame: the reader
     /// wakes up and the peer sees the TCP connection end.
     pub fn shutdown(&self) {
@@ -501,6 +530,15 @@ impl Sender {
             }
             Via::Queue(queue) => queue.shutdown(),
         }
+    }
+}
+
+/// The code of the peer's close frame, once it came:
+/// [`CloseCode::NO_STATUS`] if it had none.
+pub(crate) fn peer_close_code<O: Outlet>(conn: &Connection<O>) -> CloseCode {
+    match conn.peer_close_frame() {
+        Some(Some(frame)) => frame.code,
+        _ => CloseCode::NO_STATUS,
     }
 }
 
@@ -526,10 +564,7 @@ fn write_frame<W: Write + ?Sized>(
     payload: Payload<'_>,
     flush: bool,
 ) -> Result<(), Error> {
-    let len = match &payload {
-        Payload::Borrowed(b) => b.len(),
-        Payload::Owned(b) => b.len(),
-    };
+    let len = payload.bytes().len();
     let queued = out.pending() > 0;
     if len <= FEED_FRAME_MAX && (queued || !flush) {
         out.send(opcode, payload, true)?;
@@ -638,6 +673,7 @@ impl<S: Read + Write> WebSocket<S> {
             ticking: false,
             request: None,
             protocol: None,
+            counters: None,
         }
     }
 
@@ -648,10 +684,14 @@ impl<S: Read + Write> WebSocket<S> {
     /// (1002, 1007 or 1009) and the error returned.
     #[inline]
     pub fn recv(&mut self) -> Result<Option<Message>, Error> {
-        Ok(match self.next_message()? {
-            true => self.conn.take_message(),
-            false => None,
-        })
+        if !self.next_message()? {
+            return Ok(None);
+        }
+        let msg = self.conn.take_message();
+        if let (Some(counters), Some(msg)) = (&self.counters, &msg) {
+            counters.received(msg.len());
+        }
+        Ok(msg)
     }
 
     /// Like [`WebSocket::recv`], but the message is borrowed from the
@@ -668,10 +708,14 @@ impl<S: Read + Write> WebSocket<S> {
     /// ```
     #[inline]
     pub fn recv_ref(&mut self) -> Result<Option<MessageRef<'_>>, Error> {
-        Ok(match self.next_message()? {
-            true => self.conn.message_ref(),
-            false => None,
-        })
+        if !self.next_message()? {
+            return Ok(None);
+        }
+        let msg = self.conn.message_ref();
+        if let (Some(counters), Some(msg)) = (&self.counters, msg) {
+            counters.received(msg.len());
+        }
+        Ok(msg)
     }
 
     /// Reads until a data message is ready (`true`) or the connection has
@@ -684,6 +728,9 @@ impl<S: Read + Write> WebSocket<S> {
                 Ok(Step::Ping) => self.flush_out()?,
                 Ok(Step::Pong) => {}
                 Ok(Step::Close) => {
+                    if let Some(counters) = &self.counters {
+                        counters.close_received(peer_close_code(&self.conn));
+                    }
                     self.flush_out()?;
                     return Ok(false);
                 }
@@ -851,6 +898,12 @@ impl<S: Read + Write> WebSocket<S> {
         self.enable_deflate(*deflate);
     }
 
+    /// Counts this server connection's messages and closes into `counters`;
+    /// before [`WebSocket::sender`].
+    pub(crate) fn count_into(&mut self, counters: Arc<Counters>) {
+        self.counters = Some(counters);
+    }
+
     /// Records the handshake this connection came from.
     pub(crate) fn set_handshake(&mut self, request: Option<Request>, protocol: Option<String>) {
         self.request = request;
@@ -911,6 +964,7 @@ impl<S: DuplexStream> WebSocket<S> {
             shutter: Box::new(shutter),
             writes: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            counters: self.counters.clone(),
         });
         *outlet = Out::Shared(shared.clone());
         Ok(Sender {

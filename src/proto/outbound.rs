@@ -34,7 +34,9 @@ pub enum Payload<'a> {
 }
 
 impl Payload<'_> {
-    fn bytes(&self) -> &[u8] {
+    /// The bytes, borrowed or owned.
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
         match self {
             Payload::Borrowed(b) => b,
             Payload::Owned(b) => b,
@@ -257,6 +259,9 @@ pub struct Outbound {
     keys: Option<Box<dyn MaskKeys>>,
     deflate: Option<Box<Compressor>>,
     queue: OutputQueue,
+    /// The code of the close frame queued ([`CloseCode::NO_STATUS`] for an
+    /// empty one), kept when a write fails after it.
+    close_code: Option<CloseCode>,
 }
 
 impl fmt::Debug for Outbound {
@@ -287,6 +292,7 @@ impl Outbound {
             keys,
             deflate: None,
             queue: OutputQueue::default(),
+            close_code: None,
         }
     }
 
@@ -326,7 +332,7 @@ impl Outbound {
                     ));
                 }
                 if opcode == OpCode::Close {
-                    self.state = State::Closed;
+                    self.closing(payload.bytes());
                 }
             }
             OpCode::Continuation if fragment.is_none() => {
@@ -458,7 +464,7 @@ impl Outbound {
                 ));
             }
             if opcode == OpCode::Close {
-                self.state = State::Closed;
+                self.closing(bytes);
             }
         } else if opcode == OpCode::Continuation {
             return Err(SendError::InvalidInput(
@@ -477,6 +483,23 @@ impl Outbound {
         self.queue.push(&head[..n]);
         self.queue.push(bytes);
         Ok(())
+    }
+
+    /// A close frame with `payload` is going out: nothing more follows it.
+    #[cold]
+    fn closing(&mut self, payload: &[u8]) {
+        self.state = State::Closed;
+        self.close_code = Some(match payload {
+            [hi, lo, ..] => CloseCode(u16::from_be_bytes([*hi, *lo])),
+            _ => CloseCode::NO_STATUS,
+        });
+    }
+
+    /// The code of the close frame we queued, once one was:
+    /// [`CloseCode::NO_STATUS`] if it had none. A write that fails later
+    /// does not change it.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.close_code
     }
 
     /// Queues a close frame with `code` and `reason` (at most 123 bytes).
@@ -649,6 +672,29 @@ mod tests {
             Err(SendError::Broken)
         );
         assert!(out.is_broken());
+    }
+
+    #[test]
+    fn remembers_the_code_of_the_close_it_queued_through_any_path() {
+        let mut out = Outbound::server();
+        assert_eq!(out.close_code(), None);
+        out.send(OpCode::Text, Payload::Borrowed(b"data"), true)
+            .unwrap();
+        assert_eq!(out.close_code(), None);
+        out.close(CloseCode(4001), "app").unwrap();
+        assert_eq!(out.close_code(), Some(CloseCode(4001)));
+        // A failed write later does not lose it.
+        out.write_failed();
+        assert_eq!(out.close_code(), Some(CloseCode(4001)));
+        // An empty close (a plain frame, or one encoded for a client).
+        let mut out = Outbound::server();
+        out.send(OpCode::Close, Payload::Borrowed(b""), true)
+            .unwrap();
+        assert_eq!(out.close_code(), Some(CloseCode::NO_STATUS));
+        let mut out = Outbound::client(Box::new(FixedKey([1, 2, 3, 4])));
+        out.send(OpCode::Close, Payload::Owned(vec![0x03, 0xe9]), true)
+            .unwrap();
+        assert_eq!(out.close_code(), Some(CloseCode::GOING_AWAY));
     }
 
     #[test]

@@ -18,7 +18,8 @@ use super::lifecycle::{guard, route, settings, Refusal, Route, Upgrade};
 use super::net::{Addr, Listener, Stream};
 use super::outbox::{self, stopped_reading, Outbox, BACKLOG_HIGH};
 use super::registry::{self, Ctx};
-use crate::blocking::{DuplexStream, Sender};
+use crate::blocking::counters::Counters;
+use crate::blocking::{peer_close_code, DuplexStream, Queue, Sender};
 use crate::error::Error;
 use crate::frame::Role;
 use crate::http::serve::{self, Lifecycle};
@@ -209,8 +210,8 @@ impl Worker {
                 stream.clone(),
                 self.epoll.clone(),
                 token,
-                cap,
-                config.write_timeout,
+                (cap, config.write_timeout),
+                self.ctx.state.counters.clone(),
             );
             let conn = Conn {
                 io: Io {
@@ -274,6 +275,9 @@ impl Worker {
             // Senders kept elsewhere hold the descriptor open: make sure the
             // client sees the end now, and that they fail from now on.
             conn.io.outbox.end();
+            if let Some(code) = conn.io.outbox.close_code() {
+                self.ctx.state.counters.close_sent(code);
+            }
             let _ = self.epoll.delete(&conn.io.stream);
             registry::deregister(&self.ctx.state, conn.slot);
         }
@@ -366,12 +370,16 @@ impl Io {
     /// for it is on its way.
     fn refused(&self, ctx: &Ctx<Box<Factory>>, life: &mut Lifecycle, e: Error) {
         self.hand_over(life);
+        if let Error::Handshake(refusal) = &e {
+            ctx.state.counters.refused(refusal.status());
+        }
         ctx.report(self.peer(), &e);
     }
 
     /// A hook panicked: the client gets `500`, and the panic is reported.
     fn answer_500(&self, ctx: &Ctx<Box<Factory>>, life: &mut Lifecycle, panicked: Error) {
         life.respond(&Response::status(500));
+        ctx.state.counters.refused(500);
         self.refused(ctx, life, panicked);
     }
 }
@@ -433,7 +441,9 @@ impl Conn {
                     Turn::End => return false,
                 },
                 Phase::Open(open) => {
-                    let result = outbox::delivering(&self.io.outbox, || open.drive(&self.io, buf));
+                    let result = outbox::delivering(&self.io.outbox, || {
+                        open.drive(&self.io, buf, &ctx.state.counters)
+                    });
                     // What the callbacks and the connection queued, in one write.
                     let written = self.io.outbox.write_pending().map_err(Error::Io);
                     match result.and_then(|open| written.map(|()| open)) {
@@ -554,7 +564,10 @@ fn drive(ctx: &Ctx<Box<Factory>>, io: &Io, life: &mut Lifecycle, slot: u64, now:
                         life.refuse(&e);
                         io.refused(ctx, life, e.into());
                     }
-                    Ok(Err(Refusal::Hook(response))) => life.respond(&response),
+                    Ok(Err(Refusal::Hook(response))) => {
+                        ctx.state.counters.refused(response.status_code());
+                        life.respond(&response);
+                    }
                     Err(panicked) => io.answer_500(ctx, life, panicked),
                 }
             }
@@ -641,7 +654,7 @@ impl Open {
     /// large message when the connection offers room there); `Ok(true)`
     /// when it waits for more, `Ok(false)` once nothing more is read (the
     /// close handshake is done, or the client hung up after our close).
-    fn drive(&mut self, io: &Io, buf: &mut [u8]) -> Result<bool, Error> {
+    fn drive(&mut self, io: &Io, buf: &mut [u8], counters: &Counters) -> Result<bool, Error> {
         loop {
             let mut n = 0;
             if !std::mem::take(&mut self.held) {
@@ -675,6 +688,7 @@ impl Open {
                         let Some(msg) = input.message_ref() else {
                             continue;
                         };
+                        counters.received(msg.len());
                         let on_message = &mut self.on_message;
                         if let Err(e) = guard(|| on_message(msg)).and_then(|sent| sent) {
                             // The callback gave up on this client: close it.
@@ -682,7 +696,8 @@ impl Open {
                             return Err(e);
                         }
                     }
-                    Step::Ping | Step::Pong | Step::Close => {}
+                    Step::Close => counters.close_received(peer_close_code(input.connection())),
+                    Step::Ping | Step::Pong => {}
                     Step::Wait => break,
                 }
             }

@@ -89,6 +89,9 @@ impl Inner {
             queue.items.push_back(msg.clone());
         } else {
             queue.state = MemberState::TooSlow;
+            if let Some(counters) = member.sender.counters() {
+                counters.hub_dropped();
+            }
             queue.items.clear();
             queue.bytes = 0;
             if queue.writing {

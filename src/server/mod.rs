@@ -43,11 +43,13 @@ mod net;
 #[cfg(all(target_os = "linux", feature = "event-loop"))]
 mod outbox;
 mod registry;
+mod stats;
 mod threaded;
 mod tls;
 
 pub use config::{Accept, Config};
 pub use net::{Addr, Stream};
+pub use stats::Stats;
 
 use crate::blocking::{Sender, WebSocket};
 use crate::error::Error;
@@ -136,6 +138,7 @@ impl Server {
                 registry: Mutex::default(),
                 ended: Condvar::new(),
                 addr,
+                counters: Arc::default(),
             }),
         }
     }
@@ -221,6 +224,12 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> Addr {
         self.state.addr.clone()
+    }
+
+    /// What the server has counted so far (see [`Stats`]); once it runs,
+    /// ask a [`ShutdownHandle`] or the [`Running`] server.
+    pub fn stats(&self) -> Stats {
+        Stats::of(&self.state)
     }
 
     /// A handle that stops the server from another thread.
@@ -404,6 +413,11 @@ impl Running {
         self.handle.clone()
     }
 
+    /// What the server has counted so far: see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        self.handle.stats()
+    }
+
     /// Stops the server as [`ShutdownHandle::shutdown`] does and waits for
     /// its accept thread; returns the connections still running at the deadline.
     pub fn shutdown(mut self) -> usize {
@@ -426,6 +440,11 @@ impl ShutdownHandle {
     /// Connections open right now, handshakes included.
     pub fn connections(&self) -> usize {
         self.state.registry().conns.len()
+    }
+
+    /// What the server has counted so far: see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        Stats::of(&self.state)
     }
 
     /// Stops accepting, sends close 1001 to every WebSocket client, waits up

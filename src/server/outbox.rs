@@ -6,9 +6,11 @@
 
 use super::epoll::{self, Epoll};
 use super::net::Stream;
+use crate::blocking::counters::Counters;
 use crate::blocking::Queue;
 use crate::error::Error;
 use crate::frame::OpCode;
+use crate::message::CloseCode;
 use crate::proto::{Outbound, Outlet, Payload};
 use crate::Instant;
 use std::cell::Cell;
@@ -76,6 +78,8 @@ pub(crate) struct Outbox {
     cap: usize,
     /// How long a send on another thread waits for room: the write timeout.
     wait: Option<Duration>,
+    /// The server's counters, which sent messages count into.
+    counters: Arc<Counters>,
 }
 
 struct State {
@@ -108,13 +112,14 @@ impl fmt::Debug for Outbox {
 
 impl Outbox {
     /// The sending half of `stream`, registered in `epoll` as `token` with
-    /// [`epoll::READABLE`]; at most `cap` bytes may wait.
+    /// [`epoll::READABLE`]; at most `cap` bytes may wait. Its messages
+    /// count into `counters`.
     pub(crate) fn new(
         stream: Stream,
         epoll: Arc<Epoll>,
         token: u64,
-        cap: usize,
-        wait: Option<Duration>,
+        (cap, wait): (usize, Option<Duration>),
+        counters: Arc<Counters>,
     ) -> Arc<Outbox> {
         Arc::new(Outbox {
             state: Mutex::new(State {
@@ -135,6 +140,7 @@ impl Outbox {
             token,
             cap,
             wait,
+            counters,
         })
     }
 
@@ -327,7 +333,11 @@ impl Queue for Outbox {
         if state.ended {
             return Err(Error::Closed);
         }
+        let len = payload.bytes().len();
         state.out.send(opcode, payload, true)?;
+        if !opcode.is_control() {
+            self.counters.sent(len);
+        }
         // A callback's reply goes out with the loop's write after the
         // callbacks; a fed frame with the next flush; unless many wait.
         let later = !flush || thread == Thread::Loop(self.address());
@@ -358,6 +368,14 @@ impl Queue for Outbox {
     fn shutdown(&self) {
         let mut state = self.lock();
         let _ = self.fail(&mut state, io::ErrorKind::BrokenPipe.into());
+    }
+
+    fn counters(&self) -> Option<&Counters> {
+        Some(&self.counters)
+    }
+
+    fn close_code(&self) -> Option<CloseCode> {
+        self.lock().out.close_code()
     }
 }
 
@@ -412,7 +430,10 @@ mod tests {
         let epoll = Arc::new(Epoll::new().unwrap());
         epoll.add(&stream, epoll::READABLE, 1).unwrap();
         on_loop_thread();
-        (Outbox::new(stream, epoll, 1, cap, None), client)
+        (
+            Outbox::new(stream, epoll, 1, (cap, None), Arc::default()),
+            client,
+        )
     }
 
     fn send(outbox: &Outbox, chunk: &[u8]) -> Result<(), Error> {

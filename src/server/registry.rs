@@ -5,6 +5,7 @@
 use super::config::{Config, ErrorHook, HttpHook, UpgradeHook};
 use super::net::{Addr, Stream};
 use super::tls::Tls;
+use crate::blocking::counters::Counters;
 use crate::blocking::io::write_all_vectored;
 use crate::blocking::Sender;
 use crate::error::Error;
@@ -23,6 +24,8 @@ pub(crate) struct State {
     /// Signalled whenever a connection ends.
     pub(crate) ended: Condvar,
     pub(crate) addr: Addr,
+    /// What [`Server::stats`](crate::Server::stats) reports.
+    pub(crate) counters: Arc<Counters>,
 }
 
 #[derive(Default)]
@@ -83,6 +86,7 @@ pub(crate) fn wait_until_empty(state: &State, deadline: Instant) -> usize {
 
 /// Takes a connection slot, or `None` at the limit.
 pub(crate) fn register<H>(ctx: &Ctx<H>, stream: &Stream) -> Option<u64> {
+    ctx.state.counters.accepted();
     let mut registry = ctx.state.registry();
     if registry.conns.len() >= ctx.config.max_connections {
         return None;
@@ -124,6 +128,7 @@ pub(crate) fn refuse_busy<H>(ctx: &Ctx<H>, stream: Stream) {
     // timeout is a guard.
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     respond(&stream, &error.response());
+    ctx.state.counters.refused(error.status());
     ctx.report(stream.peer_addr(), &Error::Handshake(error));
 }
 

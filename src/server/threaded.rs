@@ -82,7 +82,7 @@ fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
             match tls.wrap(&stream, config.handshake_timeout, config.max_connections) {
                 (watch, Ok(wrapped)) => (Some(watch), wrapped),
                 (watch, Err(e)) => {
-                    ctx.report(stream.peer_addr(), &watch.explain(e));
+                    report(&ctx, &stream, &watch.explain(e));
                     return;
                 }
             }
@@ -99,9 +99,17 @@ fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
     // The answer goes out before the report, then the linger.
     finish(&mut life, &stream, false);
     if let Err(e) = result {
-        ctx.report(stream.peer_addr(), &e);
+        report(&ctx, &stream, &e);
     }
     finish(&mut life, &stream, true);
+}
+
+/// Reports the error that ended a connection, counting a refusal by its status.
+fn report(ctx: &Ctx<Box<Handler>>, stream: &Stream, e: &Error) {
+    if let Error::Handshake(refusal) = e {
+        ctx.state.counters.refused(refusal.status());
+    }
+    ctx.report(stream.peer_addr(), e);
 }
 
 fn serve_connection(
@@ -131,6 +139,9 @@ fn serve_connection(
         _ => CloseCode::NORMAL,
     };
     let _ = sender.close(code, "");
+    if let Some(code) = sender.close_code() {
+        ctx.state.counters.close_sent(code);
+    }
     result
 }
 
@@ -172,10 +183,11 @@ fn handshake(
                     return Err(e.into());
                 }
                 Ok(Err(Refusal::Hook(response))) => {
+                    ctx.state.counters.refused(response.status_code());
                     life.respond(&response);
                     return Ok(None);
                 }
-                Err(panicked) => return Err(answer_500(life, panicked)),
+                Err(panicked) => return Err(answer_500(ctx, life, panicked)),
             },
             Step::Answer(request) => {
                 let Some(hook) = on_http else {
@@ -183,7 +195,7 @@ fn handshake(
                 };
                 match guard(|| hook(request)) {
                     Ok(response) => life.respond(&response),
-                    Err(panicked) => return Err(answer_500(life, panicked)),
+                    Err(panicked) => return Err(answer_500(ctx, life, panicked)),
                 }
                 return Ok(None);
             }
@@ -193,8 +205,9 @@ fn handshake(
 }
 
 /// A hook panicked: the client gets `500`, and the panic is reported.
-fn answer_500(life: &mut Lifecycle, panicked: Error) -> Error {
+fn answer_500(ctx: &Ctx<Box<Handler>>, life: &mut Lifecycle, panicked: Error) -> Error {
     life.respond(&Response::status(500));
+    ctx.state.counters.refused(500);
     panicked
 }
 
@@ -212,6 +225,7 @@ fn open(
     };
     write_output(life, stream)?;
     let mut ws = WebSocket::from_raw(stream.clone(), Role::Server, config.limits, &rest);
+    ws.count_into(ctx.state.counters.clone());
     #[cfg(feature = "deflate")]
     if let Some(deflate) = upgrade.deflate {
         ws.enable_deflate_boxed(deflate);

@@ -231,7 +231,7 @@ describe("io_board page", () => {
 
   before(async () => {
     server = await startExample("io_board");
-    ({ page, context, offsite, errors } = await openPage(server, { width: 880, height: 380 }));
+    ({ page, context, offsite, errors } = await openPage(server, { width: 880, height: 540 }));
   });
 
   after(async () => {
@@ -271,6 +271,20 @@ describe("io_board page", () => {
     await rest(server.origin, "POST", "/io/inputs/0", "1");
     await rest(server.origin, "POST", "/io/inputs/5", "1");
     await pageShows(page, "input", [1, 0, 1, 0, 0, 1, 0, 0]);
+  });
+
+  test("the server panel shows a few of GET /stats's counters", async () => {
+    // The page asks every 5 s: wait for a round after the messages above
+    // (two clicks from the page, one array from the watcher).
+    await page.waitForFunction(() => Number(document.getElementById("stat-in").textContent) >= 3, null, {
+      timeout: 3 * TIMEOUT,
+    });
+    const stats = await rest(server.origin, "GET", "/stats");
+    assert.ok(stats.messages_in >= 3 && stats.messages_out >= 3, JSON.stringify(stats));
+    // The page's WebSocket and the watcher's, at least.
+    assert.ok(Number(await page.locator("#stat-open").textContent()) >= 2);
+    assert.ok(Number(await page.locator("#stat-out").textContent()) >= 3);
+    assert.equal(await page.locator("#stat-refused").textContent(), "0");
     await screenshot(page, "io_board.png");
   });
 

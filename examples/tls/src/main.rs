@@ -128,6 +128,7 @@ fn run(options: Options) -> Result<(), String> {
     let board = Arc::new(io_board::Board::new());
     let server = Server::bind(&options.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    board.report_stats_of(server.shutdown_handle());
     println!(
         "stdws-tls: listening on https://{}/ (wss:// on the same port; /echo echoes)",
         server.local_addr()
