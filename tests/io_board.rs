@@ -229,6 +229,11 @@ fn the_unix_socket_serves_the_rest_api_on_the_same_state() {
     assert_eq!(http_unix(&sock, "GET", "/io/outputs/9", "").status, 404);
     assert_eq!(http_unix(&sock, "POST", "/io/outputs/1", "x").status, 400);
     assert_eq!(http_unix(&sock, "DELETE", "/io/outputs", "").status, 405);
+    // `/stats` there reports the TCP server: its WebSocket client is open.
+    let stats = http_unix(&sock, "GET", "/stats", "");
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let stats = json::parse(&stats.body).unwrap();
+    assert_eq!(number(&stats, "connections_open"), 1, "{stats:?}");
 
     // The WebSocket protocol works over the Unix socket too.
     let mut local = client::connect_unix(&sock, "/", &ClientConfig::default()).unwrap();

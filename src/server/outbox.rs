@@ -167,10 +167,31 @@ impl Outbox {
         (state.written, state.took_at)
     }
 
-    /// Queues bytes that are not a frame (an HTTP response) and writes them.
+    /// Writes bytes that are not a frame (an HTTP response), queueing what
+    /// the socket does not take. Nothing waits before a response, and a
+    /// fresh socket takes it whole, so an idle connection keeps no queue
+    /// buffer for its `101`.
     pub(crate) fn queue_bytes(&self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
-        state.out.queue_bytes(bytes);
+        let mut rest = bytes;
+        if state.out.pending() == 0 && !state.out.is_broken() {
+            match (&self.stream).write(bytes) {
+                Ok(n) => {
+                    state.written += n as u64;
+                    rest = &bytes[n..];
+                    if !rest.is_empty() {
+                        state.took_at = Some(Instant::now());
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(self.fail(&mut state, e)),
+            }
+        }
+        state.out.queue_bytes(rest);
         self.write(&mut state)
     }
 
@@ -470,6 +491,24 @@ mod tests {
                 "{held} bytes held for at most {peak} waiting ({pending} now)"
             );
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets and epoll")]
+    fn a_response_the_socket_takes_whole_leaves_no_queue_buffer_behind() {
+        let (outbox, mut client) = outbox_pair(1 << 20);
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        outbox.queue_bytes(response).unwrap();
+        assert_eq!(outbox.pending(), 0);
+        assert_eq!(
+            outbox.lock().out.memory_held(),
+            0,
+            "an idle connection's queue"
+        );
+        assert_eq!(outbox.written().0, response.len() as u64);
+        let mut got = vec![0u8; response.len()];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, response);
     }
 
     #[test]
