@@ -314,9 +314,16 @@ impl Shared {
         }
         let SharedOut { sink, out } = &mut *guard;
         let len = payload.bytes().len();
-        let result = match self.write_timeout {
-            Some(limit) => self.timed(limit, |w| write_frame(out, w, opcode, payload, flush), sink),
-            None => write_frame(out, sink, opcode, payload, flush),
+        let result = if !flush && fed_frame_waits(out, len) {
+            // Only queued: no write, so nothing to time.
+            out.send(opcode, payload, true).map_err(Error::from)
+        } else {
+            match self.write_timeout {
+                Some(limit) => {
+                    self.timed(limit, |w| write_frame(out, w, opcode, payload, flush), sink)
+                }
+                None => write_frame(out, sink, opcode, payload, flush),
+            }
         };
         if let (Some(counters), Ok(()), false) = (&self.counters, &result, opcode.is_control()) {
             counters.sent(len);
@@ -552,6 +559,13 @@ const FEED_FLUSH_AT: usize = 64 << 10;
 /// Payloads up to this size are copied next to their header and written with
 /// one plain `write`; larger ones go out with one vectored write, uncopied.
 const SMALL_FRAME: usize = 256;
+
+/// Whether a fed frame of `len` bytes only joins the queue, to go out with
+/// the next flush: [`write_frame`] writes nothing for it.
+#[inline]
+fn fed_frame_waits(out: &Outbound, len: usize) -> bool {
+    len <= FEED_FRAME_MAX && out.pending() + len + MAX_HEADER_LEN < FEED_FLUSH_AT
+}
 
 /// Encodes one frame and writes it: straight to the stream, payload
 /// uncopied, when nothing waits; after what waits otherwise. With `flush`

@@ -332,19 +332,26 @@ struct Io {
 }
 
 impl Io {
-    /// Reads from the socket within this turn's budget: `WouldBlock` once
-    /// it is spent, or while too many bytes wait for the client.
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads from the socket within this turn's budget: `None` once it is
+    /// spent, while too many bytes wait for the client, or when the socket
+    /// has nothing (an error value per turn would cost more than the read's
+    /// bookkeeping).
+    #[inline]
+    fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let left = self.reads.get();
         if left == 0 || self.outbox.pending() > BACKLOG_HIGH {
-            return Err(io::ErrorKind::WouldBlock.into());
+            return Ok(None);
         }
         let result = (&mut &self.stream).read(buf);
         // A read that did not fill the buffer emptied the socket: the next
         // readiness event says when there is more.
         let more = matches!(result, Ok(n) if n == buf.len() && n > 0);
         self.reads.set(if more { left - 1 } else { 0 });
-        result
+        match result {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn peer(&self) -> &Addr {
@@ -527,17 +534,17 @@ fn drive(ctx: &Ctx<Box<Factory>>, io: &Io, life: &mut Lifecycle, slot: u64, now:
         io.hand_over(life);
         match life.poll() {
             serve::Step::Read => match io.read(life.read_buf()) {
-                Ok(0) => {
+                Ok(Some(0)) => {
                     if life.receive_eof().is_err() {
                         ctx.report(io.peer(), &Error::UnexpectedEof);
                     }
                 }
-                Ok(n) => {
+                Ok(Some(n)) => {
                     if let Err(e) = life.commit(n) {
                         io.refused(ctx, life, e.into());
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Turn::Wait,
+                Ok(None) => return Turn::Wait,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // The socket is gone, as at its end; reported if the
@@ -668,10 +675,10 @@ impl Open {
                 };
                 n = match io.read(room) {
                     // After our close, the client may just hang up.
-                    Ok(0) if self.conn.close_sent() => return Ok(false),
-                    Ok(0) => return Err(Error::UnexpectedEof),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                    Ok(Some(0)) if self.conn.close_sent() => return Ok(false),
+                    Ok(Some(0)) => return Err(Error::UnexpectedEof),
+                    Ok(Some(n)) => n,
+                    Ok(None) => return Ok(true),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Error::Io(e)),
                 };
