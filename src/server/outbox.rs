@@ -11,7 +11,7 @@ use crate::blocking::Queue;
 use crate::error::Error;
 use crate::frame::OpCode;
 use crate::message::CloseCode;
-use crate::proto::{Outbound, Outlet, Payload};
+use crate::proto::{Frame, Outbound, Outlet, Payload};
 use crate::Instant;
 use std::cell::Cell;
 use std::fmt;
@@ -31,6 +31,12 @@ const WRITE_AT: usize = 64 << 10;
 
 /// Slices per vectored write.
 const SLICES: usize = 8;
+
+/// Frames from this size on are written as soon as they are sent when
+/// nothing waits, straight from the caller's payload: the socket takes
+/// much of them, and only the rest is copied into the queue. (Smaller ones
+/// are queued, to go out together after the callbacks.)
+const DIRECT_FROM: usize = 64 << 10;
 
 /// Which thread a send runs on.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -270,6 +276,27 @@ impl Outbox {
         self.rearm(state)
     }
 
+    /// Writes what the socket takes of `frame` (nothing waits before it);
+    /// returns how many bytes that was.
+    fn write_now(&self, state: &mut State, frame: &Frame<'_>) -> io::Result<usize> {
+        loop {
+            let io = [IoSlice::new(frame.head()), IoSlice::new(frame.body())];
+            return match (&self.stream).write_vectored(&io) {
+                Ok(0) => Err(self.fail(state, io::ErrorKind::WriteZero.into())),
+                Ok(took) => {
+                    state.written += took as u64;
+                    if took < frame.len() {
+                        state.took_at = Some(Instant::now());
+                    }
+                    Ok(took)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(self.fail(state, e)),
+            };
+        }
+    }
+
     /// Nothing more can be written: a frame may be cut short on the wire.
     fn fail(&self, state: &mut State, e: io::Error) -> io::Error {
         state.out.write_failed();
@@ -355,17 +382,24 @@ impl Queue for Outbox {
             return Err(Error::Closed);
         }
         let len = payload.bytes().len();
-        state.out.send(opcode, payload, true)?;
-        if !opcode.is_control() {
-            self.counters.sent(len);
-        }
-        // A callback's reply goes out with the loop's write after the
-        // callbacks; a fed frame with the next flush; unless many wait.
-        let later = !flush || thread == Thread::Loop(self.address());
-        if !later || state.out.pending() >= WRITE_AT {
+        if len >= DIRECT_FROM && state.out.pending() == 0 {
+            let frame = state.out.encode(opcode, payload, true)?;
+            let written = self.write_now(&mut state, &frame)?;
+            state.out.queue(frame, written);
             self.write(&mut state)?;
         } else {
-            self.mirror(&state);
+            state.out.send(opcode, payload, true)?;
+            // A callback's reply goes out with the loop's write after the
+            // callbacks; a fed frame with the next flush; unless many wait.
+            let later = !flush || thread == Thread::Loop(self.address());
+            if !later || state.out.pending() >= WRITE_AT {
+                self.write(&mut state)?;
+            } else {
+                self.mirror(&state);
+            }
+        }
+        if !opcode.is_control() {
+            self.counters.sent(len);
         }
         if state.out.pending() > self.cap {
             // As a blocking write would time out: the client is gone or stuck.
@@ -439,6 +473,7 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
+    use std::thread;
 
     /// An outbox over the server end of a loopback connection (at most
     /// `cap` bytes waiting), and the client end. The test thread counts as
@@ -509,6 +544,53 @@ mod tests {
         let mut got = vec![0u8; response.len()];
         client.read_exact(&mut got).unwrap();
         assert_eq!(got, response);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets and epoll")]
+    fn large_frames_written_straight_and_small_ones_queued_arrive_whole_and_in_order() {
+        let (outbox, mut client) = outbox_pair(64 << 20);
+        // The client does not read yet: the large frames fill the socket,
+        // and what it does not take waits behind them.
+        let sizes = [100, 1 << 20, 200, 3 << 20, 50, 70 << 10];
+        for (i, &size) in sizes.iter().enumerate() {
+            send(&outbox, &vec![i as u8; size]).unwrap();
+        }
+        assert!(
+            outbox.pending() > 0,
+            "the socket took everything: no queue tested"
+        );
+        let reader = thread::spawn(move || {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            got
+        });
+        while outbox.pending() > 0 {
+            outbox.write_pending().unwrap();
+            thread::sleep(Duration::from_millis(1));
+        }
+        outbox.end();
+        let got = reader.join().unwrap();
+        let mut at = 0;
+        for (i, &size) in sizes.iter().enumerate() {
+            assert_eq!(got[at], 0x82, "frame {i}");
+            let (len, head) = match got[at + 1] {
+                126 => (
+                    usize::from(u16::from_be_bytes([got[at + 2], got[at + 3]])),
+                    4,
+                ),
+                127 => (
+                    u64::from_be_bytes(got[at + 2..at + 10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (usize::from(n), 2),
+            };
+            assert_eq!(len, size, "frame {i}");
+            let body = &got[at + head..at + head + len];
+            assert!(body.iter().all(|&b| b == i as u8), "frame {i}'s payload");
+            at += head + len;
+        }
+        assert_eq!(at, got.len(), "nothing after the frames");
     }
 
     #[test]
