@@ -11,7 +11,7 @@ use crate::blocking::Queue;
 use crate::error::Error;
 use crate::frame::OpCode;
 use crate::message::CloseCode;
-use crate::proto::{Frame, Outbound, Outlet, Payload};
+use crate::proto::{Outbound, Outlet, Payload};
 use crate::Instant;
 use std::cell::Cell;
 use std::fmt;
@@ -179,25 +179,11 @@ impl Outbox {
     /// buffer for its `101`.
     pub(crate) fn queue_bytes(&self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
-        let mut rest = bytes;
+        let mut written = 0;
         if state.out.pending() == 0 && !state.out.is_broken() {
-            match (&self.stream).write(bytes) {
-                Ok(n) => {
-                    state.written += n as u64;
-                    rest = &bytes[n..];
-                    if !rest.is_empty() {
-                        state.took_at = Some(Instant::now());
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(self.fail(&mut state, e)),
-            }
+            written = self.write_now(&mut state, bytes, &[])?;
         }
-        state.out.queue_bytes(rest);
+        state.out.queue_bytes(&bytes[written..]);
         self.write(&mut state)
     }
 
@@ -276,16 +262,16 @@ impl Outbox {
         self.rearm(state)
     }
 
-    /// Writes what the socket takes of `frame` (nothing waits before it);
-    /// returns how many bytes that was.
-    fn write_now(&self, state: &mut State, frame: &Frame<'_>) -> io::Result<usize> {
+    /// Writes what the socket takes of `head` then `body`, when nothing
+    /// waits before them; returns how many bytes that was.
+    fn write_now(&self, state: &mut State, head: &[u8], body: &[u8]) -> io::Result<usize> {
         loop {
-            let io = [IoSlice::new(frame.head()), IoSlice::new(frame.body())];
+            let io = [IoSlice::new(head), IoSlice::new(body)];
             return match (&self.stream).write_vectored(&io) {
                 Ok(0) => Err(self.fail(state, io::ErrorKind::WriteZero.into())),
                 Ok(took) => {
                     state.written += took as u64;
-                    if took < frame.len() {
+                    if took < head.len() + body.len() {
                         state.took_at = Some(Instant::now());
                     }
                     Ok(took)
@@ -384,7 +370,7 @@ impl Queue for Outbox {
         let len = payload.bytes().len();
         if len >= DIRECT_FROM && state.out.pending() == 0 {
             let frame = state.out.encode(opcode, payload, true)?;
-            let written = self.write_now(&mut state, &frame)?;
+            let written = self.write_now(&mut state, frame.head(), frame.body())?;
             state.out.queue(frame, written);
             self.write(&mut state)?;
         } else {
