@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 /// A stream that one thread can read while others write to it and shut it
-/// down; what [`WebSocket::sender`] needs.
+/// down; what [`WebSocket::sender`](crate::WebSocket::sender) needs.
 pub trait DuplexStream: Read + Write + Send + Sync + 'static {
     /// Another handle to the same connection.
     fn try_clone(&self) -> io::Result<Self>
@@ -19,13 +19,13 @@ pub trait DuplexStream: Read + Write + Send + Sync + 'static {
         Self: Sized;
     /// Shuts both directions down, so that a blocked reader wakes up.
     fn shutdown(&self) -> io::Result<()>;
-    /// How long one write may block. A [`Sender`] reads it once, when
+    /// How long one write may block. A [`Sender`](crate::Sender) reads it once, when
     /// created, and makes it the bound on each whole frame, however many
     /// writes that takes. Default: `None`, no bound.
     fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(None)
     }
-    /// Sets how long one write may block; a [`Sender`] shortens it to
+    /// Sets how long one write may block; a [`Sender`](crate::Sender) shortens it to
     /// what is left of a frame's time. Default: does nothing.
     fn set_write_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
         Ok(())

@@ -10,7 +10,7 @@ use crate::proto::extensions::permessage_deflate::DeflateConfig;
 use crate::proto::Keepalive;
 use std::time::Duration;
 
-/// Everything a [`Server`] can be tuned by; every field has a documented default.
+/// Everything a [`Server`](crate::Server) can be tuned by; every field has a documented default.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Message, frame, fragment and request-head limits. Default: [`Limits::default`].
@@ -38,7 +38,7 @@ pub struct Config {
     /// Keepalive pings, so dead clients are noticed. Default: a ping after
     /// 30 s of silence, closed if nothing arrives 30 s later.
     pub keepalive: Option<Keepalive>,
-    /// How long [`ShutdownHandle::shutdown`] waits for clients to finish
+    /// How long [`ShutdownHandle::shutdown`](crate::ShutdownHandle::shutdown) waits for clients to finish
     /// their close handshakes. Default 5 s.
     pub shutdown_timeout: Duration,
     /// Origins allowed besides the server's own, such as
@@ -49,7 +49,7 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Name of connection threads, as `ps` and debuggers show it. Default `"stdws-conn"`.
     pub thread_name: String,
-    /// Threads of [`Server::run_event_loop`]; 0: one per CPU. Default 0.
+    /// Threads of [`Server::run_event_loop`](crate::Server::run_event_loop); 0: one per CPU. Default 0.
     pub event_loop_threads: usize,
     /// permessage-deflate (RFC 7692), accepted when a client offers it.
     /// Default `None`: off. With it on, a connection holds up to about 295
@@ -84,7 +84,7 @@ impl Default for Config {
     }
 }
 
-/// What [`Server::on_upgrade`] agrees to.
+/// What [`Server::on_upgrade`](crate::Server::on_upgrade) agrees to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Accept {
     /// The subprotocol chosen from [`Request::protocols`], if any.
