@@ -314,15 +314,17 @@ impl Shared {
         }
         let SharedOut { sink, out } = &mut *guard;
         let len = payload.bytes().len();
-        let result = if !flush && fed_frame_waits(out, len) {
-            // Only queued: no write, so nothing to time.
-            out.send(opcode, payload, true).map_err(Error::from)
+        let result = if !flush && len <= FEED_FRAME_MAX {
+            // Fed: it waits in the queue for the next flush, unless the
+            // queue is full. Only a write is timed.
+            match out.send(opcode, payload, true) {
+                Ok(()) if out.pending() >= FEED_FLUSH_AT => self.write_out(out, sink),
+                queued => queued.map_err(Error::from),
+            }
         } else {
             match self.write_timeout {
-                Some(limit) => {
-                    self.timed(limit, |w| write_frame(out, w, opcode, payload, flush), sink)
-                }
-                None => write_frame(out, sink, opcode, payload, flush),
+                Some(limit) => self.timed(limit, |w| write_frame(out, w, opcode, payload), sink),
+                None => write_frame(out, sink, opcode, payload),
             }
         };
         if let (Some(counters), Ok(()), false) = (&self.counters, &result, opcode.is_control()) {
@@ -343,11 +345,17 @@ impl Shared {
     fn flush_queued(&self) -> Result<(), Error> {
         let mut guard = self.lock();
         let SharedOut { sink, out } = &mut *guard;
-        let result = match self.write_timeout {
+        let result = self.write_out(out, sink);
+        self.after_write(out, result)
+    }
+
+    /// Writes what `out` has queued, within the write timeout.
+    #[inline]
+    fn write_out(&self, out: &mut Outbound, sink: &mut Box<dyn Sink>) -> Result<(), Error> {
+        match self.write_timeout {
             Some(limit) => self.timed(limit, |w| flush_out(out, w), sink),
             None => flush_out(out, sink),
-        };
-        self.after_write(out, result)
+        }
     }
 
     /// Writes through a [`Deadline`], counted for keepalive: a stream with
@@ -560,32 +568,21 @@ const FEED_FLUSH_AT: usize = 64 << 10;
 /// one plain `write`; larger ones go out with one vectored write, uncopied.
 const SMALL_FRAME: usize = 256;
 
-/// Whether a fed frame of `len` bytes only joins the queue, to go out with
-/// the next flush: [`write_frame`] writes nothing for it.
-#[inline]
-fn fed_frame_waits(out: &Outbound, len: usize) -> bool {
-    len <= FEED_FRAME_MAX && out.pending() + len + MAX_HEADER_LEN < FEED_FLUSH_AT
-}
-
 /// Encodes one frame and writes it: straight to the stream, payload
-/// uncopied, when nothing waits; after what waits otherwise. With `flush`
-/// false a small frame is queued instead, to go out with the next flush.
-/// A write that fails leaves the outbound broken.
+/// uncopied, when nothing waits; after what waits otherwise (a small frame
+/// joins the queue, and goes out with it). A write that fails leaves the
+/// outbound broken.
 fn write_frame<W: Write + ?Sized>(
     out: &mut Outbound,
     stream: &mut W,
     opcode: OpCode,
     payload: Payload<'_>,
-    flush: bool,
 ) -> Result<(), Error> {
     let len = payload.bytes().len();
     let queued = out.pending() > 0;
-    if len <= FEED_FRAME_MAX && (queued || !flush) {
+    if len <= FEED_FRAME_MAX && queued {
         out.send(opcode, payload, true)?;
-        if flush || out.pending() >= FEED_FLUSH_AT {
-            return flush_out(out, stream);
-        }
-        return Ok(());
+        return flush_out(out, stream);
     }
     let frame = out.encode(opcode, payload, true)?;
     if queued {
@@ -943,7 +940,7 @@ impl<S: Read + Write> WebSocket<S> {
     fn send_frame(&mut self, opcode: OpCode, payload: Payload<'_>) -> Result<(), Error> {
         match self.conn.outlet() {
             Out::Shared(shared) => shared.send(opcode, payload, true),
-            Out::Own(out) => write_frame(out, &mut self.stream, opcode, payload, true),
+            Out::Own(out) => write_frame(out, &mut self.stream, opcode, payload),
         }
     }
 }
