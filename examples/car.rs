@@ -19,6 +19,8 @@
 //!
 //! `--listen 127.0.0.1:0` picks a free port; the `listening` line says which.
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/json.rs"]
 mod json;
 
@@ -286,24 +288,7 @@ fn run(listen: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let listen = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(listen)) => listen,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(why) => {
-            eprintln!("car: {why}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&listen) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(why) => {
-            eprintln!("car: {why}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("car", USAGE, parse_args, |listen| run(&listen))
 }
 
 #[cfg(test)]

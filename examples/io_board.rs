@@ -36,6 +36,8 @@
 //! broadcasts, [`Server::on_http`] for the page and the REST routes on the
 //! same port, and a second server on a Unix socket sharing the same state.
 
+#[path = "common/cli.rs"]
+pub(crate) mod cli;
 #[path = "common/json.rs"]
 mod json;
 
@@ -454,22 +456,5 @@ fn run(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(why) => {
-            eprintln!("io_board: {why}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(why) => {
-            eprintln!("io_board: {why}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main("io_board", USAGE, parse_args, run)
 }

@@ -157,22 +157,5 @@ fn run(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(why) => {
-            eprintln!("stdws-tls: {why}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(why) => {
-            eprintln!("stdws-tls: {why}");
-            ExitCode::FAILURE
-        }
-    }
+    io_board::cli::main("stdws-tls", USAGE, parse_args, run)
 }
