@@ -377,9 +377,6 @@ impl Io {
     /// for it is on its way.
     fn refused(&self, ctx: &Ctx<Box<Factory>>, life: &mut Lifecycle, e: Error) {
         self.hand_over(life);
-        if let Error::Handshake(refusal) = &e {
-            ctx.state.counters.refused(refusal.status());
-        }
         ctx.report(self.peer(), &e);
     }
 

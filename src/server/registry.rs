@@ -63,7 +63,11 @@ pub(crate) struct Ctx<H> {
 
 impl<H> Ctx<H> {
     /// Hands an error to `on_error`; a panic in the hook goes no further.
+    /// A refusal (every one is reported, once) is counted by its status.
     pub(crate) fn report(&self, peer: &Addr, error: &Error) {
+        if let Error::Handshake(refusal) = error {
+            self.state.counters.refused(refusal.status());
+        }
         if let Some(hook) = &self.on_error {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(peer, error)));
         }
@@ -128,7 +132,6 @@ pub(crate) fn refuse_busy<H>(ctx: &Ctx<H>, stream: Stream) {
     // timeout is a guard.
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     respond(&stream, &error.response());
-    ctx.state.counters.refused(error.status());
     ctx.report(stream.peer_addr(), &Error::Handshake(error));
 }
 

@@ -82,7 +82,7 @@ fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
             match tls.wrap(&stream, config.handshake_timeout, config.max_connections) {
                 (watch, Ok(wrapped)) => (Some(watch), wrapped),
                 (watch, Err(e)) => {
-                    report(&ctx, &stream, &watch.explain(e));
+                    ctx.report(stream.peer_addr(), &watch.explain(e));
                     return;
                 }
             }
@@ -99,17 +99,9 @@ fn serve(ctx: Arc<Ctx<Box<Handler>>>, id: u64, stream: Stream) {
     // The answer goes out before the report, then the linger.
     finish(&mut life, &stream, false);
     if let Err(e) = result {
-        report(&ctx, &stream, &e);
+        ctx.report(stream.peer_addr(), &e);
     }
     finish(&mut life, &stream, true);
-}
-
-/// Reports the error that ended a connection, counting a refusal by its status.
-fn report(ctx: &Ctx<Box<Handler>>, stream: &Stream, e: &Error) {
-    if let Error::Handshake(refusal) = e {
-        ctx.state.counters.refused(refusal.status());
-    }
-    ctx.report(stream.peer_addr(), e);
 }
 
 fn serve_connection(
