@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -83,38 +84,22 @@ struct Queue {
     watching: bool,
 }
 
-/// One connection being watched.
-struct Pending(Mutex<Watched>);
-
-/// Where a watched connection is.
-enum Watched {
-    /// Its head is not complete: the watch shuts its socket at the deadline.
-    Waiting(Stream),
-    /// Its head was complete in time.
-    Done,
-    /// The deadline passed, and the watch shut it down.
-    Expired,
+/// One connection being watched: its socket until it is done or expired.
+struct Pending {
+    stream: Mutex<Option<Stream>>,
+    expired: AtomicBool,
 }
 
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, Watched> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn take(&self) -> Option<Stream> {
+        self.stream.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    fn is_waiting(&self) -> bool {
-        matches!(*self.lock(), Watched::Waiting(_))
-    }
-
-    /// Moves a waiting connection to `to`, handing back its socket.
-    fn end(&self, to: Watched) -> Option<Stream> {
-        let mut state = self.lock();
-        if !matches!(*state, Watched::Waiting(_)) {
-            return None; // done or expired already: it stays so
-        }
-        match std::mem::replace(&mut *state, to) {
-            Watched::Waiting(stream) => Some(stream),
-            _ => None,
-        }
+    fn is_done(&self) -> bool {
+        self.stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 }
 
@@ -126,10 +111,13 @@ impl Deadlines {
     /// Watches `stream` until `timeout` from now. The queue holds at most
     /// about twice `max_watched` entries: past that, those done are dropped.
     fn watch(self: &Arc<Self>, stream: &Stream, timeout: Duration, max_watched: usize) -> Watch {
-        let pending = Arc::new(Pending(Mutex::new(Watched::Waiting(stream.clone()))));
+        let pending = Arc::new(Pending {
+            stream: Mutex::new(Some(stream.clone())),
+            expired: Default::default(),
+        });
         let mut queue = self.lock();
         if queue.pending.len() >= max_watched.saturating_mul(2).max(16) {
-            queue.pending.retain(|(_, p)| p.is_waiting());
+            queue.pending.retain(|(_, p)| !p.is_done());
         }
         // Taken under the lock, so the queue stays in deadline order.
         let deadline = Instant::now() + timeout + GRACE;
@@ -152,7 +140,7 @@ impl Deadlines {
         loop {
             let wait = {
                 let mut queue = self.lock();
-                while queue.pending.front().is_some_and(|(_, p)| !p.is_waiting()) {
+                while queue.pending.front().is_some_and(|(_, p)| p.is_done()) {
                     queue.pending.pop_front();
                 }
                 let Some((deadline, _)) = queue.pending.front() else {
@@ -162,7 +150,8 @@ impl Deadlines {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     if let Some((_, pending)) = queue.pending.pop_front() {
-                        if let Some(stream) = pending.end(Watched::Expired) {
+                        if let Some(stream) = pending.take() {
+                            pending.expired.store(true, Ordering::Release);
                             let _ = stream.shutdown(Shutdown::Both);
                         }
                     }
@@ -181,14 +170,14 @@ pub(crate) struct Watch(Arc<Pending>);
 impl Watch {
     /// The request head is complete: the deadline no longer applies.
     pub(crate) fn done(&self) {
-        drop(self.0.end(Watched::Done));
+        drop(self.0.take());
     }
 
     /// `error`, or the handshake timeout if the deadline ended the connection.
     pub(crate) fn explain(&self, error: Error) -> Error {
-        match *self.0.lock() {
-            Watched::Expired => Error::Handshake(HandshakeError::Timeout),
-            _ => error,
+        match self.0.expired.load(Ordering::Acquire) {
+            true => Error::Handshake(HandshakeError::Timeout),
+            false => error,
         }
     }
 }
