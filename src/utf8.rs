@@ -42,7 +42,7 @@ pub struct Utf8Validator {
     valid: usize,
     /// The start of a character whose remaining bytes have not arrived.
     pending: [u8; 4],
-    pending_len: usize,
+    pending_len: u8,
 }
 
 impl Utf8Validator {
@@ -61,11 +61,12 @@ impl Utf8Validator {
                 return Ok(());
             };
             bytes = rest;
-            self.pending[self.pending_len] = b;
+            let len = usize::from(self.pending_len);
+            self.pending[len] = b;
             self.pending_len += 1;
-            match core::str::from_utf8(&self.pending[..self.pending_len]) {
+            match core::str::from_utf8(&self.pending[..=len]) {
                 Ok(_) => {
-                    self.valid += self.pending_len;
+                    self.valid += len + 1;
                     self.pending_len = 0;
                 }
                 Err(e) if e.error_len().is_some() => return Err(self.error_at(0)),
@@ -83,7 +84,7 @@ impl Utf8Validator {
                 let tail = &bytes[e.valid_up_to()..];
                 self.valid += e.valid_up_to();
                 self.pending[..tail.len()].copy_from_slice(tail);
-                self.pending_len = tail.len();
+                self.pending_len = tail.len() as u8; // at most 3: a character's start
                 Ok(())
             }
         }

@@ -13,26 +13,14 @@ use super::error::{ProtocolError, SendError};
 use super::extensions::permessage_deflate::PerMessageDeflate;
 use super::inbound::{Event, Lent, Protocol};
 use super::outbound::{close_payload, MaskKeys, Outbound, Payload};
-use super::timers::{Expired, Keepalive, SendQueue, TimerAction, Timers};
+pub use super::timers::Timeouts;
+use super::timers::{Expired, SendQueue, TimerAction, Timers};
 use crate::frame::{OpCode, Role};
 use crate::instant::Instant;
 use crate::limits::Limits;
 use crate::message::{CloseCode, CloseFrame, Message, MessageRef};
 use alloc::boxed::Box;
 use core::time::Duration;
-
-/// The deadlines a [`Connection`] keeps; every one is off by default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Longest silence from the peer before the connection is closed (1001).
-    pub read: Option<Duration>,
-    /// Keepalive pings, and how long to wait for the answer.
-    pub keepalive: Option<Keepalive>,
-    /// How long to wait for the peer's close after ours.
-    pub close: Option<Duration>,
-    /// Longest time what we send may wait without the peer taking any of it.
-    pub write: Option<Duration>,
-}
 
 /// Where a connection's sending half lives: in the connection (an
 /// [`Outbound`]), or behind a driver's lock so that other threads can send
@@ -85,9 +73,9 @@ impl Outlet for Outbound {
 pub struct Connection<O = Outbound> {
     inbound: Protocol,
     outbound: O,
-    /// Set with the timeouts: only then is there a time to start from.
+    /// Set with the timeouts, which it keeps: only then is there a time to
+    /// start from.
     timers: Option<Timers>,
-    timeouts: Timeouts,
     /// Bytes arrived since the last [`Connection::handle_timeout`].
     heard: bool,
     /// Bytes written since the last [`Connection::handle_timeout`].
@@ -155,7 +143,6 @@ impl<O: Outlet> Connection<O> {
             inbound,
             outbound,
             timers: None,
-            timeouts: Timeouts::default(),
             heard: false,
             took: false,
             written: 0,
@@ -171,8 +158,15 @@ impl<O: Outlet> Connection<O> {
 
     /// Starts the deadlines at `now`.
     pub fn set_timeouts(&mut self, timeouts: Timeouts, now: Instant) {
-        self.timeouts = timeouts;
-        self.timers = Some(Timers::new(timeouts.read, timeouts.keepalive, now));
+        self.timers = Some(Timers::new(timeouts, now));
+    }
+
+    /// The timeouts set; all off until [`Connection::set_timeouts`].
+    fn timeouts(&self) -> Timeouts {
+        self.timers
+            .as_ref()
+            .map(Timers::timeouts)
+            .unwrap_or_default()
     }
 
     /// Turns on permessage-deflate as the handshake agreed.
@@ -491,7 +485,7 @@ impl<O: Outlet> Connection<O> {
     /// [`Connection::handle_timeout`]. Deadlines are met within one tick.
     pub fn tick(&self) -> Option<Duration> {
         let timers = self.timers.as_ref().and_then(Timers::tick);
-        [timers, self.timeouts.close, self.timeouts.write]
+        [timers, self.timeouts().close, self.timeouts().write]
             .into_iter()
             .flatten()
             .min()
@@ -502,11 +496,11 @@ impl<O: Outlet> Connection<O> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let write = self
             .stalled_since
-            .zip(self.timeouts.write)
+            .zip(self.timeouts().write)
             .map(|(s, d)| s + d);
         let close = self
             .close_sent_at
-            .zip(self.timeouts.close)
+            .zip(self.timeouts().close)
             .map(|(s, d)| s + d);
         let timers = self.timers.as_ref().and_then(Timers::next_deadline);
         [timers, write, close].into_iter().flatten().min()
@@ -567,14 +561,14 @@ impl<O: Outlet> Connection<O> {
         now: Instant,
         unacked: impl FnOnce() -> Option<u64>,
     ) -> Option<Expired> {
-        if let (Some(since), Some(limit)) = (self.stalled_since, self.timeouts.write) {
+        if let (Some(since), Some(limit)) = (self.stalled_since, self.timeouts().write) {
             if now.saturating_duration_since(since) >= limit {
                 return Some(Expired::SendStalled(limit));
             }
         }
         if self.outbound.close_sent() && self.peer_close.is_none() {
             let at = *self.close_sent_at.get_or_insert(now);
-            if let Some(limit) = self.timeouts.close {
+            if let Some(limit) = self.timeouts().close {
                 if now.saturating_duration_since(at) >= limit {
                     return Some(Expired::CloseTimeout(limit));
                 }

@@ -23,6 +23,16 @@ impl ControlPayload {
     }
 }
 
+/// No payload.
+impl Default for ControlPayload {
+    fn default() -> Self {
+        ControlPayload {
+            bytes: [0; MAX_CONTROL_PAYLOAD],
+            len: 0,
+        }
+    }
+}
+
 impl Deref for ControlPayload {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

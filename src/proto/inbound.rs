@@ -13,7 +13,7 @@
 use super::control::ControlPayload;
 use super::error::ProtocolError;
 use crate::frame::Role;
-use crate::frame::{self, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
+use crate::frame::{self, FrameHeader, OpCode};
 use crate::limits::Limits;
 use crate::mask::apply_mask;
 use crate::message::CloseCode;
@@ -399,8 +399,9 @@ pub struct Protocol {
     buf: ReadBuffer,
     assembly: Assembly,
     state: State,
-    /// The payload of the control frame being received.
-    control: ControlPayload,
+    /// The payload of the last control frame received, boxed: an idle
+    /// connection holds none ([`Protocol::shrink`] frees it).
+    control: Option<Box<ControlPayload>>,
     /// permessage-deflate, when negotiated.
     inflate: Option<Box<Decompressor>>,
     ready: Option<Ready>,
@@ -446,10 +447,7 @@ impl Protocol {
             },
             assembly: Assembly::default(),
             state: State::Header { partial: None },
-            control: ControlPayload {
-                bytes: [0; MAX_CONTROL_PAYLOAD],
-                len: 0,
-            },
+            control: None,
             inflate: None,
             ready: None,
             target: ReadTarget::Buffer,
@@ -465,7 +463,7 @@ impl Protocol {
 
     /// The payload of the last control frame received.
     pub(crate) fn control(&self) -> ControlPayload {
-        self.control
+        self.control.as_deref().copied().unwrap_or_default()
     }
 
     /// Which end this is.
@@ -582,7 +580,15 @@ impl Protocol {
         if !assembling && self.ready.is_none() {
             self.assembly = Assembly::default();
         }
+        self.drop_control();
         self.buf.target = self.buf.idle_size();
+    }
+
+    /// Frees the last control frame's payload unless one is being received.
+    fn drop_control(&mut self) {
+        if !matches!(self.state, State::Control { .. }) {
+            self.control = None;
+        }
     }
 
     /// The next event from the bytes received so far, with the message
@@ -672,6 +678,7 @@ impl Protocol {
         }
         if self.is_closed() || self.buf.start == self.buf.end {
             self.buf.release();
+            self.drop_control();
         }
     }
 
@@ -838,7 +845,7 @@ impl Protocol {
                     mask,
                     received,
                 } => {
-                    let payload = &mut self.control;
+                    let payload = self.control.get_or_insert_with(Default::default);
                     let want = usize::from(payload.len) - *received;
                     let n = w.filled(&self.buf).len().min(want);
                     payload.bytes[*received..*received + n]
@@ -851,7 +858,7 @@ impl Protocol {
                     if let Some(key) = mask {
                         apply_mask(&mut payload.bytes[..*received], *key, 0);
                     }
-                    let payload = *payload;
+                    let payload = **payload;
                     let event = match opcode {
                         OpCode::Ping => Event::Ping(payload),
                         OpCode::Pong => Event::Pong(payload),
@@ -945,7 +952,8 @@ impl Protocol {
             _ => {}
         }
         if h.opcode.is_control() {
-            self.control.len = h.payload_len as u8; // at most 125: checked by frame::parse
+            let payload = self.control.get_or_insert_with(Default::default);
+            payload.len = h.payload_len as u8; // at most 125: checked by frame::parse
             return Ok(State::Control {
                 partial,
                 opcode: h.opcode,

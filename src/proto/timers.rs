@@ -14,6 +14,19 @@
 use crate::instant::Instant;
 use core::time::Duration;
 
+/// The deadlines a [`Connection`] keeps; every one is off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest silence from the peer before the connection is closed (1001).
+    pub read: Option<Duration>,
+    /// Keepalive pings, and how long to wait for the answer.
+    pub keepalive: Option<Keepalive>,
+    /// How long to wait for the peer's close after ours.
+    pub close: Option<Duration>,
+    /// Longest time what we send may wait without the peer taking any of it.
+    pub write: Option<Duration>,
+}
+
 /// Keepalive pings: after `interval` without hearing from the peer, send a
 /// ping; if nothing arrives within `timeout` after it, the peer is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,8 +78,7 @@ pub enum TimerAction {
 /// The deadlines of one connection.
 #[derive(Clone, Debug)]
 pub struct Timers {
-    read_timeout: Option<Duration>,
-    keepalive: Option<Keepalive>,
+    timeouts: Timeouts,
     last_heard: Instant,
     ping_sent: Option<Instant>,
     /// Bytes written before the ping went out.
@@ -87,11 +99,11 @@ pub struct SendQueue {
 }
 
 impl Timers {
-    /// Deadlines starting at `now`; `None` for either disables it.
-    pub fn new(read_timeout: Option<Duration>, keepalive: Option<Keepalive>, now: Instant) -> Self {
+    /// Deadlines starting at `now`: the read timeout and keepalive of
+    /// `timeouts` (it keeps the others for its connection).
+    pub fn new(timeouts: Timeouts, now: Instant) -> Self {
         Timers {
-            read_timeout,
-            keepalive,
+            timeouts,
             last_heard: now,
             ping_sent: None,
             written_at_ping: 0,
@@ -99,10 +111,15 @@ impl Timers {
         }
     }
 
+    /// The timeouts it was made with.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
     /// The read timeout the stream should use: the shortest configured duration.
     pub fn tick(&self) -> Option<Duration> {
-        let ka = self.keepalive.map(|k| k.interval.min(k.timeout));
-        match (self.read_timeout, ka) {
+        let ka = self.timeouts.keepalive.map(|k| k.interval.min(k.timeout));
+        match (self.timeouts.read, ka) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -111,8 +128,8 @@ impl Timers {
 
     /// The next instant at which [`Timers::poll`] may have something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let read = self.read_timeout.map(|d| self.last_heard + d);
-        let keepalive = self.keepalive.map(|ka| match self.ping_sent {
+        let read = self.timeouts.read.map(|d| self.last_heard + d);
+        let keepalive = self.timeouts.keepalive.map(|ka| match self.ping_sent {
             Some(sent) => sent + ka.timeout,
             None => self.last_heard + ka.interval,
         });
@@ -150,12 +167,12 @@ impl Timers {
         queue: impl FnOnce() -> SendQueue,
     ) -> TimerAction {
         let silent = now.saturating_duration_since(self.last_heard);
-        if let Some(limit) = self.read_timeout {
+        if let Some(limit) = self.timeouts.read {
             if silent >= limit {
                 return TimerAction::Expire(Expired::ReadTimeout(limit));
             }
         }
-        let Some(ka) = self.keepalive else {
+        let Some(ka) = self.timeouts.keepalive else {
             return TimerAction::Wait;
         };
         match self.ping_sent {
@@ -204,10 +221,18 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
+    fn timeouts(read: Option<Duration>, keepalive: Option<Keepalive>) -> Timeouts {
+        Timeouts {
+            read,
+            keepalive,
+            ..Timeouts::default()
+        }
+    }
+
     #[test]
     fn read_timeout_expires_after_silence_and_resets_when_heard() {
         let t0 = crate::test_origin();
-        let mut timers = Timers::new(Some(10 * S), None, t0);
+        let mut timers = Timers::new(timeouts(Some(10 * S), None), t0);
         assert_eq!(timers.tick(), Some(10 * S));
         assert_eq!(timers.poll(t0 + 9 * S), TimerAction::Wait);
         timers.heard(t0 + 9 * S);
@@ -225,7 +250,7 @@ mod tests {
             interval: 30 * S,
             timeout: 5 * S,
         };
-        let mut timers = Timers::new(None, Some(ka), t0);
+        let mut timers = Timers::new(timeouts(None, Some(ka)), t0);
         assert_eq!(timers.tick(), Some(5 * S));
         assert_eq!(timers.poll(t0 + 29 * S), TimerAction::Wait);
         assert_eq!(timers.poll(t0 + 30 * S), TimerAction::SendPing);
@@ -243,7 +268,7 @@ mod tests {
             interval: 30 * S,
             timeout: 5 * S,
         };
-        let mut timers = Timers::new(None, Some(ka), t0);
+        let mut timers = Timers::new(timeouts(None, Some(ka)), t0);
         assert_eq!(timers.poll(t0 + 30 * S), TimerAction::SendPing);
         timers.heard(t0 + 32 * S);
         assert_eq!(timers.poll(t0 + 40 * S), TimerAction::Wait);
@@ -264,7 +289,7 @@ mod tests {
     #[test]
     fn a_late_pong_behind_data_the_peer_is_taking_is_forgiven() {
         let t0 = crate::test_origin();
-        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        let mut timers = Timers::new(timeouts(None, Some(ka(30 * S, 5 * S))), t0);
         // 1 MB written, 900 kB of it still unacknowledged when the ping goes.
         assert_eq!(
             timers.poll_sending(t0 + 30 * S, 1_000_000, queue(0, 0)),
@@ -296,7 +321,7 @@ mod tests {
     #[test]
     fn a_late_pong_behind_data_nobody_takes_expires_a_tick_later() {
         let t0 = crate::test_origin();
-        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        let mut timers = Timers::new(timeouts(None, Some(ka(30 * S, 5 * S))), t0);
         assert_eq!(
             timers.poll_sending(t0 + 30 * S, 5_000, queue(0, 0)),
             TimerAction::SendPing
@@ -314,7 +339,7 @@ mod tests {
     #[test]
     fn a_late_pong_with_nothing_ahead_of_the_ping_expires_at_once() {
         let t0 = crate::test_origin();
-        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        let mut timers = Timers::new(timeouts(None, Some(ka(30 * S, 5 * S))), t0);
         assert_eq!(
             timers.poll_sending(t0 + 30 * S, 5_000, queue(0, 0)),
             TimerAction::SendPing
@@ -326,7 +351,7 @@ mod tests {
             TimerAction::Expire(Expired::NoPong(5 * S))
         );
         // Where the platform cannot tell, a late pong expires as before.
-        let mut timers = Timers::new(None, Some(ka(30 * S, 5 * S)), t0);
+        let mut timers = Timers::new(timeouts(None, Some(ka(30 * S, 5 * S))), t0);
         assert_eq!(timers.poll(t0 + 30 * S), TimerAction::SendPing);
         let unknown = || SendQueue {
             written: 9_000,
@@ -340,7 +365,7 @@ mod tests {
 
     #[test]
     fn no_deadlines_means_no_tick() {
-        let timers = Timers::new(None, None, crate::test_origin());
+        let timers = Timers::new(timeouts(None, None), crate::test_origin());
         assert_eq!(timers.tick(), None);
     }
 
@@ -350,7 +375,7 @@ mod tests {
             interval: 30 * S,
             timeout: 20 * S,
         };
-        let both = |read| Timers::new(Some(read), Some(ka), crate::test_origin()).tick();
+        let both = |read| Timers::new(timeouts(Some(read), Some(ka)), crate::test_origin()).tick();
         assert_eq!(both(10 * S), Some(10 * S));
         assert_eq!(both(60 * S), Some(20 * S));
         // A zero timeout still ticks, rather than spinning or blocking.

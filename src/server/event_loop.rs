@@ -95,6 +95,8 @@ pub(crate) fn run(
 struct Worker {
     ctx: Arc<Ctx<Box<Factory>>>,
     epoll: Arc<Epoll>,
+    /// What every connection's outbox shares.
+    outboxes: Arc<outbox::Common>,
     /// `None` once shutdown began.
     listener: Option<Arc<Listener>>,
     /// Whether the listener is in the epoll set: out of it for a sweep
@@ -127,9 +129,16 @@ impl Worker {
         .flatten()
         .fold(Duration::from_secs(1), Duration::min)
         .max(Duration::from_millis(10));
+        let outboxes = Arc::new(outbox::Common {
+            epoll: epoll.clone(),
+            cap: config.limits.max_message_size + 2 * BACKLOG_HIGH,
+            wait: config.write_timeout,
+            counters: ctx.state.counters.clone(),
+        });
         Ok(Worker {
             ctx,
             epoll,
+            outboxes,
             listener: Some(listener),
             accepting: true,
             conns: HashMap::default(),
@@ -173,7 +182,6 @@ impl Worker {
             return;
         };
         let config = &self.ctx.config;
-        let cap = config.limits.max_message_size + 2 * BACKLOG_HIGH;
         // A few at a time, so that the other threads take their share.
         for _ in 0..16 {
             let stream = match listener.accept() {
@@ -206,23 +214,14 @@ impl Worker {
                 self.ctx.report(stream.peer_addr(), &Error::Io(e));
                 continue;
             }
-            let outbox = Outbox::new(
-                stream.clone(),
-                self.epoll.clone(),
-                token,
-                (cap, config.write_timeout),
-                self.ctx.state.counters.clone(),
-            );
+            let outbox = Outbox::new(stream.clone(), token, self.outboxes.clone());
             let conn = Conn {
                 io: Io {
                     stream,
                     outbox,
                     reads: Cell::new(0),
                 },
-                phase: Phase::Life {
-                    life: Box::new(Lifecycle::new(settings(config), now)),
-                    taken: None,
-                },
+                phase: Phase::life(Lifecycle::new(settings(config), now)),
                 slot,
             };
             self.conns.insert(token, conn);
@@ -392,23 +391,27 @@ impl Io {
 enum Phase {
     /// The [`Lifecycle`] drives: the request and its answer or the `101`,
     /// or, after them or the WebSocket, the closing phase and the linger.
-    /// `taken` is how much of our output the client had taken at the last
-    /// sweep, and since when (for the write timeout).
-    Life {
-        life: Box<Lifecycle>,
-        taken: Option<(u64, Instant)>,
-    },
+    Life(Box<Life>),
     /// Speaking WebSocket; an open connection keeps no lifecycle.
     Open(Box<Open>),
 }
 
+/// A connection's lifecycle, boxed so that a connection's entry stays small.
+struct Life {
+    life: Lifecycle,
+    /// How much of our output the client had taken at the last sweep, and
+    /// since when (for the write timeout).
+    taken: Option<(u64, Instant)>,
+}
+
 impl Phase {
+    fn life(life: Lifecycle) -> Phase {
+        Phase::Life(Box::new(Life { life, taken: None }))
+    }
+
     /// A lifecycle's closing phase, once the WebSocket has finished.
     fn closing(config: &Config) -> Phase {
-        Phase::Life {
-            life: Box::new(Lifecycle::closing(settings(config))),
-            taken: None,
-        }
+        Phase::life(Lifecycle::closing(settings(config)))
     }
 }
 
@@ -424,7 +427,6 @@ enum Turn {
 
 struct Open {
     conn: Connection<Arc<Outbox>>,
-    sender: Sender,
     on_message: OnMessage,
     /// Whether anything happened since the last sweep.
     active: bool,
@@ -439,7 +441,7 @@ impl Conn {
     fn advance(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant, buf: &mut [u8]) -> bool {
         loop {
             match &mut self.phase {
-                Phase::Life { life, .. } => match drive(ctx, &self.io, life, self.slot, now) {
+                Phase::Life(l) => match drive(ctx, &self.io, &mut l.life, self.slot, now) {
                     Turn::Wait => return true,
                     Turn::Open(open) => self.phase = Phase::Open(open),
                     Turn::End => return false,
@@ -490,7 +492,8 @@ impl Conn {
                 }
                 true
             }
-            Phase::Life { life, taken } => {
+            Phase::Life(l) => {
+                let Life { life, taken } = &mut **l;
                 // Still sending: nothing taken for the write timeout ends it.
                 if self.io.outbox.pending() == 0 {
                     *taken = None;
@@ -638,7 +641,6 @@ fn open(
     match guard(|| (ctx.handler)(&request, sender.clone())) {
         Ok(on_message) => Some(Box::new(Open {
             conn,
-            sender,
             on_message,
             active: true,
             held: true,
@@ -696,7 +698,8 @@ impl Open {
                         let on_message = &mut self.on_message;
                         if let Err(e) = guard(|| on_message(msg)).and_then(|sent| sent) {
                             // The callback gave up on this client: close it.
-                            let _ = self.sender.close(CloseCode::INTERNAL_ERROR, "");
+                            let _ = Sender::queued(io.outbox.clone())
+                                .close(CloseCode::INTERNAL_ERROR, "");
                             return Err(e);
                         }
                     }

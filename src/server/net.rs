@@ -58,12 +58,19 @@ enum Socket {
 /// timeouts and shutdown.
 #[derive(Clone, Debug)]
 pub struct Stream {
-    socket: Arc<Socket>,
-    /// Read at accept: once the peer is gone the socket no longer knows it.
-    peer: Arc<Addr>,
+    /// The socket and its peer, in one allocation.
+    accepted: Arc<Accepted>,
     /// The stream the TLS hook made of the socket, if any: all reads and
     /// writes go through it.
     tls: Option<Arc<Wrapped>>,
+}
+
+/// A socket as it was accepted.
+#[derive(Debug)]
+struct Accepted {
+    socket: Socket,
+    /// Read at accept: once the peer is gone the socket no longer knows it.
+    peer: Addr,
 }
 
 /// What a TLS hook returns: any stream over the socket.
@@ -129,7 +136,7 @@ impl Wrapped {
     /// the socket is waited on without the lock (see [`Wrapped`]).
     #[inline(never)] // off the plain streams' path
     fn read(&self, stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
-        let Socket::Tcp(tcp) = &*stream.socket else {
+        let Socket::Tcp(tcp) = &stream.accepted.socket else {
             return Err(io::ErrorKind::Unsupported.into()); // only TCP is wrapped
         };
         let timeout = self.read_timeout();
@@ -169,7 +176,7 @@ impl Wrapped {
 /// `Write` are implemented for shared references to both socket types).
 macro_rules! on_socket {
     ($self:ident, $s:ident => $op:expr) => {
-        match &*$self.socket {
+        match &$self.accepted.socket {
             Socket::Tcp(t) => {
                 let $s = &mut &*t;
                 $op
@@ -186,12 +193,12 @@ macro_rules! on_socket {
 impl Stream {
     /// The peer's address, as it was when the connection was accepted.
     pub fn peer_addr(&self) -> &Addr {
-        &self.peer
+        &self.accepted.peer
     }
 
     /// Whether this is a Unix socket connection (local only, so no Host or Origin checks apply).
     pub fn is_unix(&self) -> bool {
-        match &*self.socket {
+        match &self.accepted.socket {
             Socket::Tcp(_) => false,
             #[cfg(unix)]
             Socket::Unix(_) => true,
@@ -224,8 +231,7 @@ impl Stream {
     /// (TCP only: [`Stream::tcp_handle`] gives the hook its socket).
     pub(crate) fn wrapped(&self, wrapper: Box<dyn ReadWrite>) -> Stream {
         Stream {
-            socket: self.socket.clone(),
-            peer: self.peer.clone(),
+            accepted: self.accepted.clone(),
             tls: Some(Arc::new(Wrapped {
                 io: Mutex::new(wrapper),
                 read_timeout: AtomicU64::new(u64::MAX),
@@ -236,7 +242,7 @@ impl Stream {
 
     /// Another handle to the TCP socket, for a TLS hook to own.
     pub(crate) fn tcp_handle(&self) -> Option<io::Result<TcpStream>> {
-        match &*self.socket {
+        match &self.accepted.socket {
             Socket::Tcp(t) => Some(t.try_clone()),
             #[cfg(unix)]
             Socket::Unix(_) => None,
@@ -259,7 +265,7 @@ impl Stream {
     }
 
     pub(crate) fn set_nodelay(&self) -> io::Result<()> {
-        match &*self.socket {
+        match &self.accepted.socket {
             Socket::Tcp(t) => t.set_nodelay(true),
             #[cfg(unix)]
             Socket::Unix(_) => Ok(()),
@@ -281,8 +287,10 @@ impl From<TcpStream> for Stream {
             Err(_) => Addr::Unix(None),
         };
         Stream {
-            socket: Arc::new(Socket::Tcp(s)),
-            peer: Arc::new(peer),
+            accepted: Arc::new(Accepted {
+                socket: Socket::Tcp(s),
+                peer,
+            }),
             tls: None,
         }
     }
@@ -303,8 +311,10 @@ impl From<UnixStream> for Stream {
             .ok()
             .and_then(|a| a.as_pathname().map(Path::to_path_buf));
         Stream {
-            socket: Arc::new(Socket::Unix(s)),
-            peer: Arc::new(Addr::Unix(path)),
+            accepted: Arc::new(Accepted {
+                socket: Socket::Unix(s),
+                peer: Addr::Unix(path),
+            }),
             tls: None,
         }
     }
@@ -380,7 +390,7 @@ impl DuplexStream for Stream {
         on_socket!(self, s => s.write_timeout())
     }
     fn unacked(&self) -> Option<u64> {
-        match &*self.socket {
+        match &self.accepted.socket {
             Socket::Tcp(t) => tcp_unacked(t),
             #[cfg(unix)]
             Socket::Unix(_) => None,

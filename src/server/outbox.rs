@@ -78,14 +78,20 @@ pub(crate) struct Outbox {
     /// Bytes waiting, as of the last change under the lock.
     pending: AtomicUsize,
     stream: Stream,
-    epoll: Arc<Epoll>,
     token: u64,
+    common: Arc<Common>,
+}
+
+/// What the outboxes of one loop thread share.
+#[derive(Debug)]
+pub(crate) struct Common {
+    pub(crate) epoll: Arc<Epoll>,
     /// The most bytes that may wait; past it the client is dropped.
-    cap: usize,
+    pub(crate) cap: usize,
     /// How long a send on another thread waits for room: the write timeout.
-    wait: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
     /// The server's counters, which sent messages count into.
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
 }
 
 struct State {
@@ -117,16 +123,9 @@ impl fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// The sending half of `stream`, registered in `epoll` as `token` with
-    /// [`epoll::READABLE`]; at most `cap` bytes may wait. Its messages
-    /// count into `counters`.
-    pub(crate) fn new(
-        stream: Stream,
-        epoll: Arc<Epoll>,
-        token: u64,
-        (cap, wait): (usize, Option<Duration>),
-        counters: Arc<Counters>,
-    ) -> Arc<Outbox> {
+    /// The sending half of `stream`, registered in `common`'s epoll as
+    /// `token` with [`epoll::READABLE`].
+    pub(crate) fn new(stream: Stream, token: u64, common: Arc<Common>) -> Arc<Outbox> {
         Arc::new(Outbox {
             state: Mutex::new(State {
                 out: Outbound::server(),
@@ -142,11 +141,8 @@ impl Outbox {
             closed: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
             stream,
-            epoll,
             token,
-            cap,
-            wait,
-            counters,
+            common,
         })
     }
 
@@ -306,7 +302,9 @@ impl Outbox {
         }
         if interest != state.interest && !state.ended {
             state.interest = interest;
-            self.epoll.modify(&self.stream, interest, self.token)?;
+            self.common
+                .epoll
+                .modify(&self.stream, interest, self.token)?;
         }
         Ok(())
     }
@@ -323,7 +321,7 @@ impl Outbox {
     /// a blocking write waits for room in the socket, for at most the
     /// write timeout: so a hub's queue shows that the client is slow.
     fn wait_for_room(&self) -> Result<(), Error> {
-        let deadline = self.wait.map(|w| Instant::now() + w);
+        let deadline = self.common.wait.map(|w| Instant::now() + w);
         let mut state = self.lock();
         state.waiters += 1;
         let result = loop {
@@ -385,13 +383,13 @@ impl Queue for Outbox {
             }
         }
         if !opcode.is_control() {
-            self.counters.sent(len);
+            self.common.counters.sent(len);
         }
-        if state.out.pending() > self.cap {
+        if state.out.pending() > self.common.cap {
             // As a blocking write would time out: the client is gone or stuck.
             let e = io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("client fell more than {} bytes behind", self.cap),
+                format!("client fell more than {} bytes behind", self.common.cap),
             );
             return Err(Error::Io(self.fail(&mut state, e)));
         }
@@ -412,7 +410,7 @@ impl Queue for Outbox {
     }
 
     fn counters(&self) -> Option<&Counters> {
-        Some(&self.counters)
+        Some(&self.common.counters)
     }
 
     fn close_code(&self) -> Option<CloseCode> {
@@ -473,7 +471,16 @@ mod tests {
         epoll.add(&stream, epoll::READABLE, 1).unwrap();
         on_loop_thread();
         (
-            Outbox::new(stream, epoll, 1, (cap, None), Arc::default()),
+            Outbox::new(
+                stream,
+                1,
+                Arc::new(Common {
+                    epoll,
+                    cap,
+                    wait: None,
+                    counters: Arc::default(),
+                }),
+            ),
             client,
         )
     }
