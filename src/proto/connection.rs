@@ -90,8 +90,9 @@ pub struct Connection<O = Outbound> {
     took_at: Option<Instant>,
     /// When our close was first seen queued, for the close timeout.
     close_sent_at: Option<Instant>,
-    /// The peer's close frame, once it arrived (`Some(None)`: it had no code).
-    peer_close: Option<Option<CloseFrame>>,
+    /// The peer's close frame, once it arrived (`Some(None)`: it had no
+    /// code); boxed, as few connections hold one for long.
+    peer_close: Option<Box<Option<CloseFrame>>>,
     end: End,
     /// The code of the first failure or expiry: what [`Connection::failure`] reports.
     first_failure: Option<CloseCode>,
@@ -296,7 +297,7 @@ impl<O: Outlet> Connection<O> {
             Step::Message => Event::Message(()),
             Step::Ping => Event::Ping(self.inbound.control()),
             Step::Pong => Event::Pong(self.inbound.control()),
-            Step::Close => Event::Close(self.peer_close.clone().flatten()),
+            Step::Close => Event::Close(self.peer_close.as_deref().cloned().flatten()),
         })
     }
 
@@ -340,7 +341,7 @@ impl<O: Outlet> Connection<O> {
     fn on_close(&mut self, frame: Option<CloseFrame>) {
         let code = frame.as_ref().map(|f| f.code.0.to_be_bytes());
         let _ = self.send_frame(OpCode::Close, code.as_ref().map_or(&[], |c| &c[..]));
-        self.peer_close = Some(frame);
+        self.peer_close = Some(Box::new(frame));
     }
 
     /// The message the last [`Connection::poll`] reported, lent in place.
@@ -376,7 +377,7 @@ impl<O: Outlet> Connection<O> {
     /// The peer's close frame, once one arrived; the inner `None` means it
     /// had no status code.
     pub fn peer_close_frame(&self) -> Option<Option<&CloseFrame>> {
-        self.peer_close.as_ref().map(Option::as_ref)
+        self.peer_close.as_deref().map(Option::as_ref)
     }
 
     // ---- sends in --------------------------------------------------------
@@ -634,9 +635,11 @@ impl<O: Outlet> Connection<O> {
         (self.inbound.message_memory(), self.inbound.memory_held())
     }
 
-    /// Gives back buffers grown for large messages; for an idle connection.
+    /// Gives back buffers grown for large messages, and the send queue's
+    /// while it is empty; for an idle connection.
     pub fn shrink(&mut self) {
         self.inbound.shrink();
+        self.outbound.with(Outbound::shrink);
     }
 }
 

@@ -81,6 +81,9 @@ enum State {
         mask: Option<[u8; 4]>,
         received: usize,
     },
+    /// A fault no event could report when it was found (a message read
+    /// straight into its buffer grew past its limit): the next poll does.
+    Failed(ProtocolError),
     /// A close frame arrived or the connection failed: nothing more is read.
     Closed,
 }
@@ -406,8 +409,6 @@ pub struct Protocol {
     inflate: Option<Box<Decompressor>>,
     ready: Option<Ready>,
     target: ReadTarget,
-    /// An error found while committing bytes read straight into a message.
-    pending_error: Option<ProtocolError>,
 }
 
 /// The most a single read straight into the assembly buffer asks for.
@@ -451,7 +452,6 @@ impl Protocol {
             inflate: None,
             ready: None,
             target: ReadTarget::Buffer,
-            pending_error: None,
         }
     }
 
@@ -505,8 +505,7 @@ impl Protocol {
             State::Data { partial, frame }
                 if self.buf.start == self.buf.end
                     && frame.remaining >= self.buf.size as u64
-                    && !partial.compressed
-                    && self.pending_error.is_none() =>
+                    && !partial.compressed =>
             {
                 Some((frame.remaining as usize).min(DIRECT_READ_CHUNK))
             }
@@ -526,7 +525,7 @@ impl Protocol {
         match (self.target, &mut self.state) {
             (ReadTarget::Assembly, State::Data { partial, frame }) => {
                 if let Err(e) = self.assembly.take(partial, frame, n) {
-                    self.pending_error = Some(e);
+                    self.state = State::Failed(e);
                 }
             }
             _ => {
@@ -585,6 +584,7 @@ impl Protocol {
     }
 
     /// Frees the last control frame's payload unless one is being received.
+    #[cold]
     fn drop_control(&mut self) {
         if !matches!(self.state, State::Control { .. }) {
             self.control = None;
@@ -609,9 +609,9 @@ impl Protocol {
     /// poll or read. `Ok(None)` means more bytes are needed (or closed).
     pub fn poll(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
         self.ready = None;
-        let result = match self.pending_error.take() {
-            Some(e) => Err(e),
-            None => self.step(&mut Own),
+        let result = match &self.state {
+            State::Failed(e) => Err(e.clone()),
+            _ => self.step(&mut Own),
         };
         if result.is_err() {
             self.state = State::Closed;
@@ -630,9 +630,9 @@ impl Protocol {
     ) -> Result<Option<Event<()>>, ProtocolError> {
         self.target = ReadTarget::Buffer;
         self.ready = None;
-        let result = match self.pending_error.take() {
-            Some(e) => Err(e),
-            None => self.step_lent(lent),
+        let result = match &self.state {
+            State::Failed(e) => Err(e.clone()),
+            _ => self.step_lent(lent),
         };
         if result.is_err() {
             self.state = State::Closed;
@@ -671,6 +671,7 @@ impl Protocol {
     /// Ends a run of [`Protocol::poll_lent`]: what `lent` holds unparsed (a
     /// frame's tail, once events are drained) is copied into the read buffer,
     /// which is freed if that leaves it empty. The last message is released.
+    #[inline]
     pub(crate) fn finish_lent(&mut self, lent: &Lent<'_>) {
         self.ready = None;
         if !self.is_closed() && !lent.rest().is_empty() {
@@ -678,7 +679,9 @@ impl Protocol {
         }
         if self.is_closed() || self.buf.start == self.buf.end {
             self.buf.release();
-            self.drop_control();
+            if self.control.is_some() {
+                self.drop_control();
+            }
         }
     }
 
@@ -741,7 +744,7 @@ impl Protocol {
             // The state is updated in place; it changes variant only at frame
             // boundaries. On an error, `poll` closes the protocol.
             match &mut self.state {
-                State::Closed => return Ok(None),
+                State::Failed(_) | State::Closed => return Ok(None),
                 State::Header { partial } => {
                     let (header, len) = match frame::parse(w.filled(&self.buf))? {
                         Status::Partial => return Ok(None),

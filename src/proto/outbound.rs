@@ -529,6 +529,13 @@ impl Outbound {
         self.queue.len
     }
 
+    /// Gives back the queue's buffer while nothing waits; for an idle connection.
+    pub fn shrink(&mut self) {
+        if self.queue.len == 0 {
+            self.queue = OutputQueue::default();
+        }
+    }
+
     /// Records that the first `n` bytes of the output were written.
     pub fn advance(&mut self, n: usize) {
         self.queue.advance(n);

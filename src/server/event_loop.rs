@@ -102,8 +102,8 @@ struct Worker {
     /// Whether the listener is in the epoll set: out of it for a sweep
     /// after an accept error (out of descriptors, say), rather than spin.
     accepting: bool,
+    /// Clients by registry slot, which is their epoll token too.
     conns: HashMap<u64, Conn, BuildHasherDefault<TokenHasher>>,
-    next_token: u64,
     /// How often deadlines are looked at: a second, or the shortest
     /// configured deadline if that is shorter.
     sweep_every: Duration,
@@ -142,7 +142,6 @@ impl Worker {
             listener: Some(listener),
             accepting: true,
             conns: HashMap::default(),
-            next_token: 0,
             sweep_every,
             next_sweep: Instant::now(),
             read_buf: vec![0; READ_BUF].into_boxed_slice(),
@@ -203,8 +202,9 @@ impl Worker {
                 registry::refuse_busy(&self.ctx, stream);
                 continue;
             };
-            let token = self.next_token;
-            self.next_token += 1;
+            // The slot is unique among the server's connections: it is
+            // the epoll token too.
+            let token = slot;
             let setup = stream
                 .set_nonblocking()
                 .and_then(|()| stream.set_nodelay())
@@ -214,15 +214,13 @@ impl Worker {
                 self.ctx.report(stream.peer_addr(), &Error::Io(e));
                 continue;
             }
-            let outbox = Outbox::new(stream.clone(), token, self.outboxes.clone());
+            let outbox = Outbox::new(stream, token, self.outboxes.clone());
             let conn = Conn {
                 io: Io {
-                    stream,
                     outbox,
                     reads: Cell::new(0),
                 },
                 phase: Phase::life(Lifecycle::new(settings(config), now)),
-                slot,
             };
             self.conns.insert(token, conn);
         }
@@ -245,7 +243,7 @@ impl Worker {
         if let Phase::Open(open) = &mut conn.phase {
             open.active = true;
         }
-        if !conn.advance(&self.ctx, now, &mut self.read_buf) {
+        if !conn.advance(&self.ctx, token, now, &mut self.read_buf) {
             self.drop_conn(token);
         }
     }
@@ -260,7 +258,7 @@ impl Worker {
         }
         let mut ended = Vec::new();
         for (&token, conn) in &mut self.conns {
-            if !conn.on_tick(&self.ctx, now, &mut self.read_buf) {
+            if !conn.on_tick(&self.ctx, token, now, &mut self.read_buf) {
                 ended.push(token);
             }
         }
@@ -277,8 +275,8 @@ impl Worker {
             if let Some(code) = conn.io.outbox.close_code() {
                 self.ctx.state.counters.close_sent(code);
             }
-            let _ = self.epoll.delete(&conn.io.stream);
-            registry::deregister(&self.ctx.state, conn.slot);
+            let _ = self.epoll.delete(conn.io.stream());
+            registry::deregister(&self.ctx.state, token);
         }
     }
 }
@@ -318,13 +316,10 @@ impl Hasher for TokenHasher {
 struct Conn {
     io: Io,
     phase: Phase,
-    /// The server registry's slot (counts toward `max_connections`).
-    slot: u64,
 }
 
-/// A client's socket and its sending half.
+/// A client's socket, through its sending half.
 struct Io {
-    stream: Stream,
     outbox: Arc<Outbox>,
     /// Reads left in this turn: [`READS_PER_TURN`] per readiness event.
     reads: Cell<u8>,
@@ -341,7 +336,7 @@ impl Io {
         if left == 0 || self.outbox.pending() > BACKLOG_HIGH {
             return Ok(None);
         }
-        let result = (&mut &self.stream).read(buf);
+        let result = (&mut self.stream()).read(buf);
         // A read that did not fill the buffer emptied the socket: the next
         // readiness event says when there is more.
         let more = matches!(result, Ok(n) if n == buf.len() && n > 0);
@@ -353,8 +348,12 @@ impl Io {
         }
     }
 
+    fn stream(&self) -> &Stream {
+        self.outbox.stream()
+    }
+
     fn peer(&self) -> &Addr {
-        self.stream.peer_addr()
+        self.stream().peer_addr()
     }
 
     /// Hands what `life` queued (a response, `100 Continue`, the `101`) to
@@ -438,10 +437,16 @@ struct Open {
 impl Conn {
     /// Does whatever the bytes that arrived allow; `false` ends the connection.
     /// `buf` is the loop's read buffer.
-    fn advance(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant, buf: &mut [u8]) -> bool {
+    fn advance(
+        &mut self,
+        ctx: &Ctx<Box<Factory>>,
+        slot: u64,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> bool {
         loop {
             match &mut self.phase {
-                Phase::Life(l) => match drive(ctx, &self.io, &mut l.life, self.slot, now) {
+                Phase::Life(l) => match drive(ctx, &self.io, &mut l.life, slot, now) {
                     Turn::Wait => return true,
                     Turn::Open(open) => self.phase = Phase::Open(open),
                     Turn::End => return false,
@@ -464,17 +469,28 @@ impl Conn {
     }
 
     /// The periodic check (every `Worker::sweep_every`); `false` ends the connection.
-    fn on_tick(&mut self, ctx: &Ctx<Box<Factory>>, now: Instant, buf: &mut [u8]) -> bool {
+    fn on_tick(
+        &mut self,
+        ctx: &Ctx<Box<Factory>>,
+        slot: u64,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> bool {
         match &mut self.phase {
             Phase::Open(open) => {
                 // Quiet since the last sweep: give back buffers grown for
                 // large messages.
                 if !std::mem::take(&mut open.active) {
                     open.conn.shrink();
+                } else {
+                    // An empty send queue gives its buffer back at each
+                    // sweep, busy or not: a pong or a reply now and then
+                    // does not keep one per connection.
+                    self.io.outbox.shrink();
                 }
                 let (written, at) = self.io.outbox.written();
                 open.conn.output_written(written, at);
-                let stream = &self.io.stream;
+                let stream = self.io.stream();
                 match open.conn.handle_timeout_with(now, || stream.unacked()) {
                     // A keepalive ping may be queued; a write that fails
                     // shows as the end of the stream.
@@ -487,7 +503,7 @@ impl Conn {
                     Some(why) => {
                         ctx.report(self.io.peer(), &Error::TimedOut(why));
                         self.phase = Phase::closing(&ctx.config);
-                        return self.advance(ctx, now, buf);
+                        return self.advance(ctx, slot, now, buf);
                     }
                 }
                 true
@@ -520,7 +536,7 @@ impl Conn {
                 if let Err(e) = life.handle_timeout(now) {
                     self.io.refused(ctx, life, e.into());
                 }
-                self.advance(ctx, now, buf)
+                self.advance(ctx, slot, now, buf)
             }
         }
     }
@@ -556,7 +572,7 @@ fn drive(ctx: &Ctx<Box<Factory>>, io: &Io, life: &mut Lifecycle, slot: u64, now:
                 }
             },
             serve::Step::Route(request) => {
-                match guard(|| route(ctx, request, io.stream.is_unix())) {
+                match guard(|| route(ctx, request, io.stream().is_unix())) {
                     Ok(Ok(Route::Http(_))) => {
                         if let Err(e) = life.read_body() {
                             io.refused(ctx, life, e.into());
@@ -602,7 +618,7 @@ fn drive(ctx: &Ctx<Box<Factory>>, io: &Io, life: &mut Lifecycle, slot: u64, now:
                         Err(_) => Turn::End,
                     };
                 }
-                let _ = io.stream.shutdown(Shutdown::Write);
+                let _ = io.stream().shutdown(Shutdown::Write);
                 life.write_shut(now);
                 if life.poll() == serve::Step::Read && io.outbox.set_reading(true).is_err() {
                     return Turn::End;

@@ -63,7 +63,7 @@ use event_loop::Factory;
 use net::Listener;
 use registry::{wait_until_empty, Ctx, State};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -459,7 +459,10 @@ impl ShutdownHandle {
             .registry()
             .conns
             .values()
-            .filter_map(|c| c.sender.clone())
+            .filter_map(|c| match c {
+                registry::Conn::Open(sender) => Some(sender.clone()),
+                registry::Conn::Handshake(_) => None,
+            })
             .collect();
         // On its own thread, so that a client that does not read cannot hold
         // this one past the deadline.
@@ -474,7 +477,7 @@ impl ShutdownHandle {
         let left = wait_until_empty(state, Instant::now() + self.timeout);
         if left > 0 {
             for conn in state.registry().conns.values() {
-                let _ = conn.stream.shutdown(Shutdown::Both);
+                conn.shut_down();
             }
             // Their reads fail at once; give the threads a moment to end.
             wait_until_empty(state, Instant::now() + Duration::from_secs(1));

@@ -105,7 +105,7 @@ struct State {
     /// Cleared while nothing is to be read from the client.
     reading: bool,
     /// Sends on other threads waiting for room.
-    waiters: usize,
+    waiters: u32,
     /// Set when the loop dropped the connection: sends fail.
     ended: bool,
     /// Set when it was dropped because the client stopped reading: sends
@@ -144,6 +144,16 @@ impl Outbox {
             token,
             common,
         })
+    }
+
+    /// The client's socket.
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// Gives back the send queue's buffer while nothing waits in it.
+    pub(crate) fn shrink(&self) {
+        self.lock().out.shrink();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -34,11 +34,22 @@ pub(crate) struct Registry {
     pub(crate) conns: HashMap<u64, Conn>,
 }
 
-/// A live connection, as shutdown sees it.
-pub(crate) struct Conn {
-    pub(crate) stream: Stream,
-    /// Set once the WebSocket handshake is done.
-    pub(crate) sender: Option<Sender>,
+/// A live connection, as shutdown reaches it.
+pub(crate) enum Conn {
+    /// Before the WebSocket: its socket.
+    Handshake(Stream),
+    /// A WebSocket: closed, or at the end shut down, through its sender.
+    Open(Sender),
+}
+
+impl Conn {
+    /// Ends the connection at once.
+    pub(crate) fn shut_down(&self) {
+        match self {
+            Conn::Handshake(stream) => drop(stream.shutdown(Shutdown::Both)),
+            Conn::Open(sender) => sender.shutdown(),
+        }
+    }
 }
 
 impl State {
@@ -97,13 +108,7 @@ pub(crate) fn register<H>(ctx: &Ctx<H>, stream: &Stream) -> Option<u64> {
     }
     let id = registry.next_id;
     registry.next_id += 1;
-    registry.conns.insert(
-        id,
-        Conn {
-            stream: stream.clone(),
-            sender: None,
-        },
-    );
+    registry.conns.insert(id, Conn::Handshake(stream.clone()));
     Some(id)
 }
 
@@ -111,7 +116,7 @@ pub(crate) fn register<H>(ctx: &Ctx<H>, stream: &Stream) -> Option<u64> {
 /// `sender` (at once, if shutdown began during its handshake).
 pub(crate) fn opened(state: &State, id: u64, sender: &Sender) {
     if let Some(conn) = state.registry().conns.get_mut(&id) {
-        conn.sender = Some(sender.clone());
+        *conn = Conn::Open(sender.clone());
     }
     if state.stopping.load(Ordering::Acquire) {
         let _ = sender.close(CloseCode::GOING_AWAY, "server shutting down");
