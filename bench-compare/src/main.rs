@@ -9,7 +9,7 @@ mod frames;
 #[path = "../../benches/common/harness.rs"]
 mod harness;
 
-use frames::{client_messages, stdws_decode, stdws_decode_ref, Replay};
+use frames::{client_messages, stdws_decode, stdws_decode_ref, stdws_steady, Cycle, Replay};
 use harness::Harness;
 use tungstenite::protocol::{Role, WebSocket, WebSocketConfig};
 
@@ -22,6 +22,14 @@ fn tungstenite_decode(data: &[u8], count: usize) -> usize {
         std::hint::black_box(ws.read().unwrap());
     }
     count
+}
+
+/// tungstenite on `data` replayed for ever, as [`stdws_steady`].
+fn tungstenite_steady(data: &[u8]) -> WebSocket<Cycle<'_>> {
+    let config = WebSocketConfig::default()
+        .max_frame_size(None)
+        .max_message_size(None);
+    WebSocket::from_raw_socket(Cycle { data, at: 0 }, Role::Server, Some(config))
 }
 
 fn main() {
@@ -37,6 +45,21 @@ fn main() {
         let theirs = h.messages("decode-tungstenite-read", size, count, || {
             assert_eq!(tungstenite_decode(&data, count), count);
         });
+        // The same, on one connection that stays open: what a busy client
+        // costs once its buffers have grown (above, each batch pays for a
+        // fresh connection's: at 1 MiB, zeroing and faulting in its buffer).
+        let mut ws = stdws_steady(&data);
+        let steady = h.messages("decode-stdws-recv_ref-steady", size, count, || {
+            for _ in 0..count {
+                std::hint::black_box(ws.recv_ref().unwrap());
+            }
+        });
+        let mut tws = tungstenite_steady(&data);
+        let theirs_steady = h.messages("decode-tungstenite-read-steady", size, count, || {
+            for _ in 0..count {
+                std::hint::black_box(tws.read().unwrap());
+            }
+        });
         // The floor for any decoder reading from a stream: copy each payload
         // out of the source, unmask it; no parsing, no state.
         let mut out = vec![0u8; size];
@@ -48,7 +71,37 @@ fn main() {
                 std::hint::black_box(&out);
             }
         });
+        // The ratio to the floor, with their samples alternating: steadier
+        // than the ratio of two medians taken a second apart.
+        let floor_once = |out: &mut Vec<u8>| {
+            for frame in data.chunks(frame_len) {
+                out.copy_from_slice(&frame[frame_len - size..]);
+                stdws::mask::apply_mask(out, [1, 2, 3, 4], 0);
+                std::hint::black_box(&*out);
+            }
+        };
+        let (r, lo, hi) = h.ratio(
+            || {
+                for _ in 0..count {
+                    std::hint::black_box(ws.recv_ref().unwrap());
+                }
+            },
+            || floor_once(&mut out),
+        );
+        println!(
+            "floor size={size}, steady, interleaved: recv_ref reaches {:.0}% of it ({:.0}..{:.0}%)",
+            100.0 * r,
+            100.0 * lo,
+            100.0 * hi
+        );
         let gb = |rate: f64| rate * size as f64 / 1e9;
+        println!(
+            "floor size={size}, steady: recv_ref reaches {:.0}% of it, tungstenite {:.0}%  (GB/s: recv_ref {:.3}, tungstenite {:.3})",
+            100.0 * steady / floor,
+            100.0 * theirs_steady / floor,
+            gb(steady),
+            gb(theirs_steady)
+        );
         println!(
             "floor size={size}: memcpy+unmask {:.3} GB/s; recv_ref reaches {:.0}% of it, tungstenite {:.0}%",
             gb(floor),

@@ -48,6 +48,41 @@ impl Write for Replay<'_> {
     }
 }
 
+/// Reads `data` over and over, from frame boundary to frame boundary: a
+/// connection that stays open, for decoding in a steady state.
+pub struct Cycle<'a> {
+    pub data: &'a [u8],
+    pub at: usize,
+}
+
+impl Read for Cycle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.data.len() {
+            self.at = 0;
+        }
+        let n = (&self.data[self.at..]).read(buf)?;
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl Write for Cycle<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A server-side WebSocket on `data` replayed for ever: `recv_ref` it
+/// `count` times per sample; its buffers are as a busy connection's.
+pub fn stdws_steady(data: &[u8]) -> stdws::WebSocket<Cycle<'_>> {
+    use stdws::Role;
+    let cycle = Cycle { data, at: 0 };
+    stdws::WebSocket::from_raw(cycle, Role::Server, stdws::Limits::default(), &[])
+}
+
 fn server(data: &[u8]) -> stdws::WebSocket<Replay<'_>> {
     use stdws::Role;
     stdws::WebSocket::from_raw(Replay { data }, Role::Server, stdws::Limits::default(), &[])

@@ -71,6 +71,43 @@ impl Harness {
     }
 
     /// Prints one line: `bench=NAME size=N msgs_per_s=MEDIAN (MIN..MAX)`.
+    /// How fast `a` is beside `b` (both doing the same units of work per
+    /// call): samples of each alternate, so that a machine whose speed
+    /// drifts between samples slows both alike; (median, min, max) of the
+    /// ratios of their rates, over 3 × the usual samples.
+    pub fn ratio(&self, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64, f64) {
+        let calls = |f: &mut dyn FnMut()| {
+            let mut calls = 1u64;
+            loop {
+                let start = Instant::now();
+                for _ in 0..calls {
+                    f();
+                }
+                if start.elapsed() >= self.min_sample / 4 {
+                    return calls * 4;
+                }
+                calls *= 2;
+            }
+        };
+        let (calls_a, calls_b) = (calls(&mut a), calls(&mut b));
+        let time = |f: &mut dyn FnMut(), calls: u64| {
+            let start = Instant::now();
+            for _ in 0..calls {
+                f();
+            }
+            calls as f64 / start.elapsed().as_secs_f64()
+        };
+        let mut ratios: Vec<f64> = (0..3 * self.samples)
+            .map(|_| time(&mut a, calls_a) / time(&mut b, calls_b))
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        (
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+        )
+    }
+
     pub fn messages(&self, name: &str, size: usize, messages: usize, f: impl FnMut()) -> f64 {
         let (m, lo, hi) = self.rate(messages as f64, f);
         println!("bench={name} size={size} msgs_per_s={m:.0} ({lo:.0}..{hi:.0})");

@@ -903,7 +903,7 @@ impl Protocol {
         };
         let at = at + 4 * usize::from(masked);
         let limits = &self.limits;
-        let fits = len <= self.buf.size && len <= limits.max_frame_size;
+        let fits = len <= limits.max_frame_size;
         (fits && len <= limits.max_message_size && filled.len() >= at + len).then_some((at, len))
     }
 
@@ -1034,6 +1034,11 @@ impl Protocol {
         };
         if !partial.compressed {
             self.assembly.reserve(len, limits.max_message_size);
+            if len > READ_BUFFER_MAX {
+                // Read straight into the message: a read buffer grown for
+                // it would only hold more of its payload to copy twice.
+                self.buf.target = self.buf.size;
+            }
         }
         Ok(State::Data {
             partial,
