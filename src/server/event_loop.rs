@@ -291,6 +291,11 @@ impl Drop for Worker {
     }
 }
 
+/// What a connection reads into the loop's buffer after a read straight
+/// into a message: the next is likely as large, and once its header is in,
+/// its payload is read straight into it too instead of copied from here.
+const AFTER_LARGE: usize = 4 << 10;
+
 /// Hashes a worker's tokens: counters it hands out itself, so a multiply
 /// spreads them well enough, without SipHash's defence against chosen keys.
 #[derive(Default)]
@@ -432,6 +437,8 @@ struct Open {
     /// Whether the connection holds bytes whose events are still to be
     /// taken: those that came after the head, until the first turn.
     held: bool,
+    /// Whether the last read went straight into a message.
+    large: bool,
 }
 
 impl Conn {
@@ -660,6 +667,7 @@ fn open(
             on_message,
             active: true,
             held: true,
+            large: false,
         })),
         Err(e) => {
             let _ = sender.close(CloseCode::INTERNAL_ERROR, "");
@@ -686,7 +694,15 @@ impl Open {
                 let direct = self.conn.reads_into_message();
                 let room = match direct {
                     true => self.conn.read_buf(),
-                    false => &mut *buf,
+                    false => {
+                        // After a large message, a short read: the next one's
+                        // header, and little of its payload to copy.
+                        let len = match self.large {
+                            true => AFTER_LARGE.min(buf.len()),
+                            false => buf.len(),
+                        };
+                        &mut buf[..len]
+                    }
                 };
                 n = match io.read(room) {
                     // After our close, the client may just hang up.
@@ -697,6 +713,7 @@ impl Open {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(Error::Io(e)),
                 };
+                self.large = direct;
                 if direct {
                     self.conn.commit(n);
                     n = 0;

@@ -4,7 +4,7 @@
 use super::*;
 #[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::{negotiate, offer, DeflateConfig};
-use crate::proto::Keepalive;
+use crate::proto::timers::Keepalive;
 
 /// Keys that count up: deterministic frames.
 struct CountingKeys(u32);
