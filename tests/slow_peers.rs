@@ -268,6 +268,11 @@ impl Write for Trickle {
 }
 
 #[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "only Linux tells the server what the peer has not acknowledged (/proc/net/tcp): \
+              elsewhere a pong behind more buffered data than the keepalive interval drains expires"
+)]
 fn a_peer_still_taking_our_bytes_is_not_closed_by_keepalive_while_its_pong_waits_behind_them() {
     const COUNT: usize = 24;
     let server = Server::bind("127.0.0.1:0")
