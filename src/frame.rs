@@ -194,6 +194,7 @@ impl FrameHeader {
     /// let n = header.encode(&mut out);
     /// assert_eq!(&out[..n], &[0x82, 0x7e, 0x01, 0x00]); // RFC 6455 5.7
     /// ```
+    #[inline]
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
         out[0] = (u8::from(self.fin) << 7) | ((self.rsv & 0x7) << 4) | self.opcode.bits();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };

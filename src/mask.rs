@@ -17,12 +17,10 @@
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    if buf.len() < 8 {
-        // Pings and tiny JSON: the plain loop beats any setup.
-        return apply_mask_reference(buf, key, offset);
-    }
-    let o = offset % 4;
-    let key = [key[o], key[(o + 1) % 4], key[(o + 2) % 4], key[(o + 3) % 4]];
+    // The key as it stands at `buf[0]`: rotated by the offset into it
+    // (through little-endian both ways, so on any target).
+    let turn = 8 * (offset % 4) as u32;
+    let key = u32::from_le_bytes(key).rotate_right(turn).to_le_bytes();
     #[cfg(all(feature = "simd", target_arch = "x86_64", not(miri)))]
     if buf.len() >= 256 {
         return simd::apply_mask_wide(buf, key);
@@ -77,8 +75,8 @@ fn apply_mask_blocks(buf: &mut [u8], key: [u8; 4]) {
     for word in words {
         *word = (u64::from_ne_bytes(*word) ^ wide).to_ne_bytes();
     }
-    for (i, b) in tail.iter_mut().enumerate() {
-        *b ^= key[i % 4];
+    for (b, k) in tail.iter_mut().zip(wide.to_ne_bytes()) {
+        *b ^= k;
     }
 }
 
@@ -137,8 +135,8 @@ mod simd {
 #[cfg(test)]
 type MaskPath = (&'static str, fn(&mut [u8], [u8; 4]));
 
-/// The byte-at-a-time definition of masking; the reference the fast path is
-/// tested against, and the fast path itself below 8 bytes.
+/// The byte-at-a-time definition of masking: the reference the fast path is
+/// tested against.
 #[inline]
 pub fn apply_mask_reference(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, b) in buf.iter_mut().enumerate() {

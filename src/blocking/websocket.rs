@@ -323,7 +323,7 @@ impl Shared {
             }
         } else {
             match self.write_timeout {
-                Some(limit) => self.timed(limit, |w| write_frame(out, w, opcode, payload), sink),
+                Some(limit) => self.timed(limit, 0, |w| write_frame(out, w, opcode, payload), sink),
                 None => write_frame(out, sink, opcode, payload),
             }
         };
@@ -352,23 +352,61 @@ impl Shared {
     /// Writes what `out` has queued, within the write timeout.
     #[inline]
     fn write_out(&self, out: &mut Outbound, sink: &mut Box<dyn Sink>) -> Result<(), Error> {
-        match self.write_timeout {
-            Some(limit) => self.timed(limit, |w| flush_out(out, w), sink),
-            None => flush_out(out, sink),
+        let Some(limit) = self.write_timeout else {
+            return flush_out(out, sink);
+        };
+        let mut calls = 0;
+        if let Some(bytes) = out
+            .contiguous()
+            .filter(|b| (1..TIMED_FRAME).contains(&b.len()))
+        {
+            // Most flushes: a few small frames in one piece, which one write
+            // takes whole. A first write needs no clock (see Deadline::call).
+            let len = bytes.len();
+            self.count_write(); // odd: under way
+            let result = sink.write(bytes);
+            self.count_write(); // even again: done
+            match result {
+                Ok(n) if n > 0 => {
+                    let written = self.written.load(Ordering::Relaxed);
+                    self.written.store(written + n as u64, Ordering::Relaxed);
+                    out.advance(n);
+                    if n == len {
+                        return flush_out(out, &mut **sink); // only flushes
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => {
+                    out.write_failed();
+                    return Err(match result {
+                        Err(e) if is_timeout(&e) => write_timed_out(limit),
+                        Err(e) => e,
+                        Ok(_) => io::Error::from(io::ErrorKind::WriteZero),
+                    }
+                    .into());
+                }
+            }
+            calls = 1;
         }
+        self.timed(limit, calls, |w| flush_out(out, w), sink)
     }
 
-    /// Writes through a [`Deadline`], counted for keepalive: a stream with
-    /// a write timeout blocks, and this is how the reader sees it wait.
+    /// Writes through a [`Deadline`] (`calls` writes of the batch already
+    /// made), counted for keepalive: a stream with a write timeout blocks,
+    /// and this is how the reader sees it wait.
     #[inline]
     fn timed(
         &self,
         limit: Duration,
+        calls: u32,
         write: impl FnOnce(&mut Deadline<'_>) -> Result<(), Error>,
         sink: &mut Box<dyn Sink>,
     ) -> Result<(), Error> {
         self.count_write(); // odd: under way
-        let result = write(&mut Deadline::new(&mut **sink, limit, &self.written));
+        let mut deadline = Deadline::new(&mut **sink, limit, &self.written);
+        deadline.calls = calls;
+        let result = write(&mut deadline);
+        drop(deadline);
         self.count_write(); // even again: done
         result
     }

@@ -199,6 +199,7 @@ const IDLE_READ_BUFFER: usize = 512;
 pub const READ_BUFFER_MAX: usize = 64 << 10;
 
 impl ReadBuffer {
+    #[inline]
     fn filled(&self) -> &[u8] {
         &self.bytes[self.start..self.end]
     }
@@ -224,7 +225,19 @@ impl ReadBuffer {
         };
     }
 
+    #[inline]
     fn spare(&mut self) -> &mut [u8] {
+        // Empty at its size (the usual read between messages): all of it.
+        if self.start == self.end && self.bytes.len() == self.target && self.target > 0 {
+            self.start = 0;
+            self.end = 0;
+            return &mut self.bytes;
+        }
+        self.spare_general()
+    }
+
+    /// [`ReadBuffer::spare`] when it must be reset, resized or compacted.
+    fn spare_general(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -481,6 +494,7 @@ impl Protocol {
     /// Call [`Protocol::poll`] until it returns `Ok(None)` first: only then
     /// is there always room. Empty once the protocol is closed. A message
     /// from the last poll is released.
+    #[inline]
     pub fn read_buf(&mut self) -> &mut [u8] {
         self.target = ReadTarget::Buffer;
         self.ready = None;
@@ -500,6 +514,7 @@ impl Protocol {
     /// How much of a large payload [`Protocol::read_buf`] would offer
     /// straight in its message, if that is what it offers: at most 64 KiB
     /// at a time, so that each piece is unmasked while still in cache.
+    #[inline]
     fn direct_read(&self) -> Option<usize> {
         match &self.state {
             State::Data { partial, frame }
@@ -521,6 +536,7 @@ impl Protocol {
     }
 
     /// Records that `n` bytes were written into the slice from the last [`Protocol::read_buf`].
+    #[inline]
     pub fn commit(&mut self, n: usize) {
         match (self.target, &mut self.state) {
             (ReadTarget::Assembly, State::Data { partial, frame }) => {
@@ -607,8 +623,28 @@ impl Protocol {
     /// Advances to the next event; for a message, [`Protocol::message_ref`]
     /// borrows it and [`Protocol::take_message`] takes it, until the next
     /// poll or read. `Ok(None)` means more bytes are needed (or closed).
+    #[inline]
     pub fn poll(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
         self.ready = None;
+        // Between frames, the usual cases inline: nothing left to parse (the
+        // poll after a read's last message), or a small whole frame.
+        if let State::Header { partial: None } = self.state {
+            if self.buf.start == self.buf.end {
+                return Ok(None);
+            }
+            if let Some((head, len)) = self.small_frame(&Own) {
+                let result = self.take_small_frame(&mut Own, head, len);
+                if result.is_err() {
+                    self.state = State::Closed;
+                }
+                return result;
+            }
+        }
+        self.poll_general()
+    }
+
+    /// [`Protocol::poll`] past its fast path.
+    fn poll_general(&mut self) -> Result<Option<Event<()>>, ProtocolError> {
         let result = match &self.state {
             State::Failed(e) => Err(e.clone()),
             _ => self.step(&mut Own),
@@ -624,12 +660,37 @@ impl Protocol {
     /// first, topped up from `lent` with only what their frame still needs.
     /// A message found in `lent` is lent from it: pass the same buffer to
     /// [`Protocol::message_in`]. End with [`Protocol::finish_lent`].
+    #[inline]
     pub(crate) fn poll_lent(
         &mut self,
         lent: &mut Lent<'_>,
     ) -> Result<Option<Event<()>>, ProtocolError> {
         self.target = ReadTarget::Buffer;
         self.ready = None;
+        // Between frames with nothing of ours held, the usual cases inline:
+        // nothing left in `lent`, or a small whole frame there.
+        if let (State::Header { partial: None }, true) =
+            (&self.state, self.buf.start == self.buf.end)
+        {
+            if lent.rest().is_empty() {
+                return Ok(None);
+            }
+            if let Some((head, len)) = self.small_frame(lent) {
+                let result = self.take_small_frame(lent, head, len);
+                if result.is_err() {
+                    self.state = State::Closed;
+                }
+                return result;
+            }
+        }
+        self.poll_lent_general(lent)
+    }
+
+    /// [`Protocol::poll_lent`] past its fast path.
+    fn poll_lent_general(
+        &mut self,
+        lent: &mut Lent<'_>,
+    ) -> Result<Option<Event<()>>, ProtocolError> {
         let result = match &self.state {
             State::Failed(e) => Err(e.clone()),
             _ => self.step_lent(lent),
@@ -1131,11 +1192,16 @@ fn header_len(bytes: &[u8]) -> usize {
 
 /// Checks a completed text message (fragments were checked as they came;
 /// this also catches a message that ends inside a character).
+#[inline]
 fn check_text(text: bool, bytes: &[u8]) -> Result<(), ProtocolError> {
-    if text && core::str::from_utf8(bytes).is_err() {
-        return Err(ProtocolError::InvalidUtf8);
+    match text {
+        true => check_utf8(bytes),
+        false => Ok(()),
     }
-    Ok(())
+}
+
+fn check_utf8(bytes: &[u8]) -> Result<(), ProtocolError> {
+    core::str::from_utf8(bytes).map_or(Err(ProtocolError::InvalidUtf8), |_| Ok(()))
 }
 
 /// Reads a close frame's status code and reason.

@@ -132,6 +132,27 @@ impl OutputQueue {
         self.len += bytes.len();
     }
 
+    /// An unmasked frame of at most 125 bytes: its first header byte `b0`.
+    #[inline]
+    fn push_small(&mut self, b0: u8, body: &[u8]) {
+        self.bytes.reserve(2 + body.len());
+        self.bytes.extend_from_slice(&[b0, body.len() as u8]);
+        self.bytes.extend_from_slice(body);
+        self.len += 2 + body.len();
+    }
+
+    /// A frame: its header (the first `n` bytes of `head`), then `body`.
+    #[inline]
+    fn push_frame(&mut self, head: &[u8; MAX_HEADER_LEN], n: usize, body: &[u8]) {
+        let at = self.bytes.len();
+        self.bytes.reserve(MAX_HEADER_LEN + body.len());
+        // The whole array (a copy of fixed size, not a call), cut to the header.
+        self.bytes.extend_from_slice(head);
+        self.bytes.truncate(at + n);
+        self.bytes.extend_from_slice(body);
+        self.len += n + body.len();
+    }
+
     fn push_owned(&mut self, data: Vec<u8>) {
         self.len += data.len();
         self.owned.push_back(Owned {
@@ -177,18 +198,24 @@ impl OutputQueue {
     }
 
     #[inline]
-    fn advance(&mut self, mut n: usize) {
+    fn advance(&mut self, n: usize) {
+        if !self.owned.is_empty() {
+            return self.advance_owned(n);
+        }
+        let n = n.min(self.len);
+        self.len -= n;
+        self.start += n;
+        if self.len == 0 {
+            self.clear();
+        } else if self.start >= COMPACT_FROM.max(self.len) {
+            self.compact();
+        }
+    }
+
+    /// [`OutputQueue::advance`] past owned payloads.
+    fn advance_owned(&mut self, mut n: usize) {
         n = n.min(self.len);
         self.len -= n;
-        if self.owned.is_empty() {
-            self.start += n;
-            if self.len == 0 {
-                self.clear();
-            } else if self.start >= COMPACT_FROM.max(self.len) {
-                self.compact();
-            }
-            return;
-        }
         while n > 0 {
             let limit = self.owned.front().map_or(self.bytes.len(), |o| o.at);
             let inline = (limit - self.start).min(n);
@@ -435,10 +462,26 @@ impl Outbound {
         fin: bool,
     ) -> Result<(), SendError> {
         if let Payload::Borrowed(bytes) = payload {
+            let data = matches!(opcode, OpCode::Text | OpCode::Binary);
+            if fin && data && bytes.len() <= MAX_CONTROL_PAYLOAD && self.plain(opcode) {
+                // Most frames: a small whole message, behind a 2-byte header.
+                self.queue.push_small(0x80 | opcode.bits(), bytes);
+                return Ok(());
+            }
             if fin && self.plain(opcode) && bytes.len() <= OWN_FROM {
                 return self.queue_plain(opcode, bytes);
             }
         }
+        self.send_general(opcode, payload, fin)
+    }
+
+    /// [`Outbound::send`] for any frame: encoded, then queued.
+    fn send_general(
+        &mut self,
+        opcode: OpCode,
+        payload: Payload<'_>,
+        fin: bool,
+    ) -> Result<(), SendError> {
         let frame = self.encode(opcode, payload, fin)?;
         self.queue(frame, 0);
         Ok(())
@@ -480,8 +523,7 @@ impl Outbound {
         };
         let mut head = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut head);
-        self.queue.push(&head[..n]);
-        self.queue.push(bytes);
+        self.queue.push_frame(&head, n, bytes);
         Ok(())
     }
 
@@ -537,6 +579,7 @@ impl Outbound {
     }
 
     /// Records that the first `n` bytes of the output were written.
+    #[inline]
     pub fn advance(&mut self, n: usize) {
         self.queue.advance(n);
     }

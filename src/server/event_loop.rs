@@ -551,7 +551,9 @@ impl Conn {
 
 /// Drives `life` as far as the socket and the bytes that arrived allow:
 /// its output through the outbox, the route and the hooks when it asks,
-/// the upgrade, the closing phase.
+/// the upgrade, the closing phase. Not inlined: [`Conn::advance`] runs once
+/// per message, and the HTTP side's spills would cost every call.
+#[inline(never)]
 fn drive(ctx: &Ctx<Box<Factory>>, io: &Io, life: &mut Lifecycle, slot: u64, now: Instant) -> Turn {
     loop {
         io.hand_over(life);
