@@ -372,7 +372,10 @@ impl Shared {
                     self.written.store(written + n as u64, Ordering::Relaxed);
                     out.advance(n);
                     if n == len {
-                        return flush_out(out, &mut **sink); // only flushes
+                        return sink.flush().map_err(|e| {
+                            out.write_failed();
+                            e.into()
+                        });
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -647,7 +650,9 @@ fn write_whole<W: Write + ?Sized>(stream: &mut W, frame: &Frame<'_>) -> io::Resu
     }
 }
 
-/// Writes everything the outbound has queued, with vectored writes.
+/// Writes everything the outbound has queued, with vectored writes. Not
+/// inlined: the callers' usual paths dispatch to it or skip it.
+#[inline(never)]
 fn flush_out<W: Write + ?Sized>(out: &mut Outbound, stream: &mut W) -> Result<(), Error> {
     while out.pending() > 0 {
         let result = match out.contiguous() {

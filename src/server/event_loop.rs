@@ -451,6 +451,23 @@ impl Conn {
         now: Instant,
         buf: &mut [u8],
     ) -> bool {
+        // Once per message: an open connection delivering, inline.
+        if matches!(self.phase, Phase::Open(_)) && self.deliver(ctx, buf) {
+            return true;
+        }
+        self.step_phases(ctx, slot, now, buf)
+    }
+
+    /// [`Conn::advance`] through the phases: the HTTP side, the upgrade,
+    /// the closing.
+    #[inline(never)]
+    fn step_phases(
+        &mut self,
+        ctx: &Ctx<Box<Factory>>,
+        slot: u64,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> bool {
         loop {
             match &mut self.phase {
                 Phase::Life(l) => match drive(ctx, &self.io, &mut l.life, slot, now) {
@@ -458,21 +475,34 @@ impl Conn {
                     Turn::Open(open) => self.phase = Phase::Open(open),
                     Turn::End => return false,
                 },
-                Phase::Open(open) => {
-                    let result = outbox::delivering(&self.io.outbox, || {
-                        open.drive(&self.io, buf, &ctx.state.counters)
-                    });
-                    // What the callbacks and the connection queued, in one write.
-                    let written = self.io.outbox.write_pending().map_err(Error::Io);
-                    match result.and_then(|open| written.map(|()| open)) {
-                        Ok(true) => return true,
-                        Ok(false) => {}
-                        Err(e) => ctx.report(self.io.peer(), &e),
+                Phase::Open(_) => {
+                    if self.deliver(ctx, buf) {
+                        return true;
                     }
-                    self.phase = Phase::closing(&ctx.config);
                 }
             }
         }
+    }
+
+    /// An open connection: delivers what arrived and writes what that
+    /// queued; `false` once it moved to the closing phase instead.
+    #[inline(always)]
+    fn deliver(&mut self, ctx: &Ctx<Box<Factory>>, buf: &mut [u8]) -> bool {
+        let Phase::Open(open) = &mut self.phase else {
+            return false;
+        };
+        let result = outbox::delivering(&self.io.outbox, || {
+            open.drive(&self.io, buf, &ctx.state.counters)
+        });
+        // What the callbacks and the connection queued, in one write.
+        let written = self.io.outbox.write_pending().map_err(Error::Io);
+        match result.and_then(|open| written.map(|()| open)) {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => ctx.report(self.io.peer(), &e),
+        }
+        self.phase = Phase::closing(&ctx.config);
+        false
     }
 
     /// The periodic check (every `Worker::sweep_every`); `false` ends the connection.
