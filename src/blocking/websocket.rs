@@ -103,13 +103,14 @@ struct Deadline<'a> {
 const TIMED_FRAME: usize = 64 << 10;
 
 impl<'a> Deadline<'a> {
-    fn new(sink: &'a mut dyn Sink, limit: Duration, written: &'a AtomicU64) -> Self {
+    /// A deadline for a batch of which `calls` writes were already made.
+    fn new(sink: &'a mut dyn Sink, limit: Duration, written: &'a AtomicU64, calls: u32) -> Self {
         Deadline {
             sink,
             limit,
             written,
             start: None,
-            calls: 0,
+            calls,
         }
     }
 
@@ -124,19 +125,9 @@ impl<'a> Deadline<'a> {
             self.start_or_shorten()?;
         }
         self.calls += 1;
-        match write(self.sink) {
-            Ok(n) => {
-                // Only the lock holder counts, so a load and a store suffice.
-                let written = self.written;
-                written.store(
-                    written.load(Ordering::Relaxed) + n as u64,
-                    Ordering::Relaxed,
-                );
-                Ok(n)
-            }
-            Err(e) if is_timeout(&e) => Err(write_timed_out(self.limit)),
-            Err(e) => Err(e),
-        }
+        let n = write(self.sink).map_err(|e| timed_out_as(e, self.limit))?;
+        count_bytes(self.written, n);
+        Ok(n)
     }
 
     /// A blocking socket takes everything unless its timeout fires, so a
@@ -179,6 +170,24 @@ impl Drop for Deadline<'_> {
             // Back to the full timeout for the next frame.
             let _ = self.sink.set_timeout(Some(self.limit));
         }
+    }
+}
+
+/// Counts `n` bytes written (see [`Shared::written`]). Only the lock
+/// holder counts, so a load and a store suffice.
+#[inline]
+fn count_bytes(written: &AtomicU64, n: usize) {
+    written.store(
+        written.load(Ordering::Relaxed) + n as u64,
+        Ordering::Relaxed,
+    );
+}
+
+/// A write error, with a timeout reported as the frame's write timeout.
+fn timed_out_as(e: io::Error, limit: Duration) -> io::Error {
+    match is_timeout(&e) {
+        true => write_timed_out(limit),
+        false => e,
     }
 }
 
@@ -367,27 +376,16 @@ impl Shared {
             let result = sink.write(bytes);
             self.count_write(); // even again: done
             match result {
-                Ok(n) if n > 0 => {
-                    let written = self.written.load(Ordering::Relaxed);
-                    self.written.store(written + n as u64, Ordering::Relaxed);
+                Ok(0) => return Err(failed(out, io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    count_bytes(&self.written, n);
                     out.advance(n);
                     if n == len {
-                        return sink.flush().map_err(|e| {
-                            out.write_failed();
-                            e.into()
-                        });
+                        return flush_stream(out, &mut **sink);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result => {
-                    out.write_failed();
-                    return Err(match result {
-                        Err(e) if is_timeout(&e) => write_timed_out(limit),
-                        Err(e) => e,
-                        Ok(_) => io::Error::from(io::ErrorKind::WriteZero),
-                    }
-                    .into());
-                }
+                Err(e) => return Err(failed(out, timed_out_as(e, limit))),
             }
             calls = 1;
         }
@@ -406,10 +404,7 @@ impl Shared {
         sink: &mut Box<dyn Sink>,
     ) -> Result<(), Error> {
         self.count_write(); // odd: under way
-        let mut deadline = Deadline::new(&mut **sink, limit, &self.written);
-        deadline.calls = calls;
-        let result = write(&mut deadline);
-        drop(deadline);
+        let result = write(&mut Deadline::new(&mut **sink, limit, &self.written, calls));
         self.count_write(); // even again: done
         result
     }
@@ -665,23 +660,25 @@ fn flush_out<W: Write + ?Sized>(out: &mut Outbound, stream: &mut W) -> Result<()
             }
         };
         match result {
-            Ok(0) => {
-                out.write_failed();
-                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
-            }
+            Ok(0) => return Err(failed(out, io::ErrorKind::WriteZero.into())),
             Ok(n) => out.advance(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                out.write_failed();
-                return Err(e.into());
-            }
+            Err(e) => return Err(failed(out, e)),
         }
     }
-    if let Err(e) = stream.flush() {
-        out.write_failed();
-        return Err(e.into());
-    }
-    Ok(())
+    flush_stream(out, stream)
+}
+
+/// Flushes what `stream` itself buffers (TLS records) once `out` is written.
+#[inline]
+fn flush_stream<W: Write + ?Sized>(out: &mut Outbound, stream: &mut W) -> Result<(), Error> {
+    stream.flush().map_err(|e| failed(out, e))
+}
+
+/// A write that failed or was cut short: nothing more can follow it.
+fn failed(out: &mut Outbound, e: io::Error) -> Error {
+    out.write_failed();
+    e.into()
 }
 
 impl<S: Read + Write> WebSocket<S> {

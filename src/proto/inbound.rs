@@ -633,11 +633,7 @@ impl Protocol {
                 return Ok(None);
             }
             if let Some((head, len)) = self.small_frame(&Own) {
-                let result = self.take_small_frame(&mut Own, head, len);
-                if result.is_err() {
-                    self.state = State::Closed;
-                }
-                return result;
+                return self.take_small_frame(&mut Own, head, len);
             }
         }
         self.poll_general()
@@ -676,11 +672,7 @@ impl Protocol {
                 return Ok(None);
             }
             if let Some((head, len)) = self.small_frame(lent) {
-                let result = self.take_small_frame(lent, head, len);
-                if result.is_err() {
-                    self.state = State::Closed;
-                }
-                return result;
+                return self.take_small_frame(lent, head, len);
             }
         }
         self.poll_lent_general(lent)
@@ -968,7 +960,8 @@ impl Protocol {
         (fits && len <= limits.max_message_size && filled.len() >= at + len).then_some((at, len))
     }
 
-    /// Delivers the frame [`Protocol::small_frame`] found, unmasked in place.
+    /// Delivers the frame [`Protocol::small_frame`] found, unmasked in place;
+    /// text that is not UTF-8 closes the protocol, as [`Protocol::poll`] would.
     #[inline]
     fn take_small_frame<W: Window>(
         &mut self,
@@ -985,7 +978,10 @@ impl Protocol {
             let key = [k[0], k[1], k[2], k[3]];
             apply_mask(&mut bytes[at..at + len], key, 0);
         }
-        check_text(text, &bytes[at..at + len])?;
+        if let Err(e) = check_text(text, &bytes[at..at + len]) {
+            self.state = State::Closed;
+            return Err(e);
+        }
         w.consume(&mut self.buf, head + len);
         self.ready = Some(W::ready(at, len, text));
         Ok(Some(Event::Message(())))

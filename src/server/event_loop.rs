@@ -452,7 +452,7 @@ impl Conn {
         buf: &mut [u8],
     ) -> bool {
         // Once per message: an open connection delivering, inline.
-        if matches!(self.phase, Phase::Open(_)) && self.deliver(ctx, buf) {
+        if self.deliver(ctx, buf) {
             return true;
         }
         self.step_phases(ctx, slot, now, buf)
@@ -485,7 +485,8 @@ impl Conn {
     }
 
     /// An open connection: delivers what arrived and writes what that
-    /// queued; `false` once it moved to the closing phase instead.
+    /// queued; `false` if it is not open, or once it moved to the closing
+    /// phase instead.
     #[inline(always)]
     fn deliver(&mut self, ctx: &Ctx<Box<Factory>>, buf: &mut [u8]) -> bool {
         let Phase::Open(open) = &mut self.phase else {
