@@ -1,8 +1,8 @@
 //! # stdws
 //!
 //! An RFC 6455 WebSocket server, client and framing library on the standard
-//! library alone (plus `sha1_smol` and `base64`): blocking IO, a thread per
-//! client, no async runtime.
+//! library alone (plus `sha1_smol`): blocking IO, a thread per client, no
+//! async runtime.
 //!
 //! ## A server in ten lines
 //!

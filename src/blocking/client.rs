@@ -17,13 +17,13 @@ use super::websocket::WebSocket;
 use crate::blocking::random::OsRandom;
 use crate::error::Error;
 use crate::frame::Role;
+use crate::http::base64;
 use crate::http::{accept_key, ResponseHead};
 use crate::limits::Limits;
 #[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::{
     accept_response, offer, DeflateConfig, PerMessageDeflate,
 };
-use base64::Engine;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
@@ -199,7 +199,7 @@ pub fn handshake<S: Read + Write>(
 ) -> Result<WebSocket<S>, Error> {
     let mut nonce = [0u8; 16];
     OsRandom::new().fill(&mut nonce)?;
-    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+    let key = base64::encode(&nonce);
     let mut request = format!(
         "GET {resource} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
     );

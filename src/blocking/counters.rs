@@ -8,7 +8,6 @@
 //! they are counted under a lock, by code.
 
 use crate::message::CloseCode;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
@@ -28,10 +27,11 @@ impl Flow {
     }
 }
 
-/// A count per code: HTTP statuses, close codes. Its keys are `u16`s,
-/// and close codes are only those the protocol lets through (1000–1014,
-/// 3000–4999), so it stays small.
-pub(crate) type ByCode = BTreeMap<u16, u64>;
+/// A count per code: HTTP statuses, close codes, in the order first seen.
+/// Its keys are `u16`s, and close codes are only those the protocol lets
+/// through (1000–1014, 3000–4999), so it stays small: a list is searched
+/// faster than a map is, in a fraction of a map's code.
+pub(crate) type ByCode = Vec<(u16, u64)>;
 
 /// The server's counters; see the module's doc.
 #[derive(Debug, Default)]
@@ -86,7 +86,11 @@ impl Counters {
 
 /// One more for `code`.
 fn add(map: &Mutex<ByCode>, code: u16) {
-    *lock(map).entry(code).or_default() += 1;
+    let mut counts = lock(map);
+    match counts.iter_mut().find(|(c, _)| *c == code) {
+        Some((_, n)) => *n += 1,
+        None => counts.push((code, 1)),
+    }
 }
 
 /// A map stays consistent even if a holder panicked.

@@ -87,11 +87,16 @@ pub(crate) fn tcp_unacked(stream: &TcpStream) -> Option<u64> {
             SocketAddr::V4(_) => "/proc/net/tcp",
             SocketAddr::V6(_) => "/proc/net/tcp6",
         };
-        let file = io::BufReader::new(std::fs::File::open(table).ok()?);
-        let (local, peer) = (proc_addr(local), proc_addr(peer));
-        file.lines()
-            .map_while(Result::ok)
-            .find_map(|line| tx_queue(&line, &local, &peer))
+        let mut file = io::BufReader::new(std::fs::File::open(table).ok()?);
+        let (local, peer) = (ProcAddr::of(local), ProcAddr::of(peer));
+        let mut line = Vec::new();
+        while file.read_until(b'\n', &mut line).ok()? > 0 {
+            if let Some(queued) = tx_queue(&line, local.text(), peer.text()) {
+                return Some(queued);
+            }
+            line.clear();
+        }
+        None
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -103,34 +108,67 @@ pub(crate) fn tcp_unacked(stream: &TcpStream) -> Option<u64> {
 /// An address as `/proc/net/tcp*` writes it: each 32-bit word of the IP in
 /// host byte order, in hex, then `:` and the port.
 #[cfg(any(target_os = "linux", test))]
-fn proc_addr(addr: SocketAddr) -> String {
-    let words: Vec<[u8; 4]> = match addr {
-        SocketAddr::V4(a) => vec![a.ip().octets()],
-        SocketAddr::V6(a) => a
-            .ip()
-            .octets()
-            .chunks_exact(4)
-            .map(|w| [w[0], w[1], w[2], w[3]])
-            .collect(),
-    };
-    let mut out: String = words
-        .iter()
-        .map(|w| format!("{:08X}", u32::from_ne_bytes(*w)))
-        .collect();
-    out.push_str(&format!(":{:04X}", addr.port()));
-    out
+struct ProcAddr {
+    text: [u8; 37],
+    len: usize,
+}
+
+#[cfg(any(target_os = "linux", test))]
+impl ProcAddr {
+    fn of(addr: SocketAddr) -> ProcAddr {
+        let mut out = ProcAddr {
+            text: [0; 37],
+            len: 0,
+        };
+        let v6;
+        let ip: &[u8] = match addr {
+            SocketAddr::V4(a) => &a.ip().octets(),
+            SocketAddr::V6(a) => {
+                v6 = a.ip().octets();
+                &v6
+            }
+        };
+        for w in ip.chunks_exact(4) {
+            out.push_hex(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]), 8);
+        }
+        out.text[out.len] = b':';
+        out.len += 1;
+        out.push_hex(u32::from(addr.port()), 4);
+        out
+    }
+
+    /// `value`'s low `digits` hex digits, upper case.
+    fn push_hex(&mut self, value: u32, digits: u32) {
+        for i in (0..digits).rev() {
+            self.text[self.len] = b"0123456789ABCDEF"[(value >> (4 * i) & 15) as usize];
+            self.len += 1;
+        }
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
 }
 
 /// The `tx_queue` of a `/proc/net/tcp*` line, if it is the socket from
 /// `local` to `peer`: `sl local rem st tx_queue:rx_queue ...`.
 #[cfg(any(target_os = "linux", test))]
-fn tx_queue(line: &str, local: &str, peer: &str) -> Option<u64> {
-    let mut fields = line.split_whitespace().skip(1);
+fn tx_queue(line: &[u8], local: &[u8], peer: &[u8]) -> Option<u64> {
+    let mut fields = line
+        .split(u8::is_ascii_whitespace)
+        .filter(|f| !f.is_empty())
+        .skip(1);
     if fields.next()? != local || fields.next()? != peer {
         return None;
     }
     let queues = fields.nth(1)?;
-    u64::from_str_radix(queues.split(':').next()?, 16).ok()
+    let tx = queues.split(|&b| b == b':').next()?;
+    if tx.is_empty() || tx.len() > 16 {
+        return None;
+    }
+    tx.iter().try_fold(0u64, |n, &b| {
+        Some(n << 4 | u64::from(char::from(b).to_digit(16)?))
+    })
 }
 
 #[cfg(test)]
@@ -141,20 +179,33 @@ mod tests {
     fn proc_net_tcp_lines_are_matched_by_both_addresses() {
         let local: SocketAddr = "127.0.0.1:8989".parse().unwrap();
         let peer: SocketAddr = "10.77.0.2:51000".parse().unwrap();
-        let (l, p) = (proc_addr(local), proc_addr(peer));
+        let (l, p) = (ProcAddr::of(local), ProcAddr::of(peer));
+        let (l, p) = (l.text(), p.text());
         if cfg!(target_endian = "little") {
-            assert_eq!(l, "0100007F:231D");
+            assert_eq!(l, b"0100007F:231D");
         }
-        let line = format!("   3: {l} {p} 01 0003A2F0:00000000 01:00000014 00000000     0        0 4242 2 0 20 4 30 10 -1");
-        assert_eq!(tx_queue(&line, &l, &p), Some(0x3A2F0));
+        let line = [
+            b"   3: ",
+            l,
+            b" ",
+            p,
+            b" 01 0003A2F0:00000000 01:00000014 00000000     0        0 4242 2 0 20 4 30 10 -1\n",
+        ]
+        .concat();
+        assert_eq!(tx_queue(&line, l, p), Some(0x3A2F0));
+        assert_eq!(tx_queue(&line[..line.len() - 60], l, p), Some(0x3A2F0));
+        assert_eq!(tx_queue(&line[..36], l, p), None, "cut before the queues");
         assert_eq!(
-            tx_queue(&line, &p, &l),
+            tx_queue(&line, p, l),
             None,
             "the other direction is another socket"
         );
         let v6: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
         if cfg!(target_endian = "little") {
-            assert_eq!(proc_addr(v6), "0000000000000000FFFF00000100007F:0050");
+            assert_eq!(
+                ProcAddr::of(v6).text(),
+                b"0000000000000000FFFF00000100007F:0050"
+            );
         }
     }
 

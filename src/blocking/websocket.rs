@@ -18,6 +18,7 @@ use crate::message::{CloseCode, CloseFrame, Message, MessageRef};
 #[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::PerMessageDeflate;
 use crate::proto::inbound::Protocol;
+use crate::proto::Span;
 use crate::proto::Step;
 use crate::proto::{
     close_payload, opcode_of, Connection, Frame, Keepalive, MaskKeys, Outbound, Outlet, Payload,
@@ -195,7 +196,10 @@ fn timed_out_as(e: io::Error, limit: Duration) -> io::Error {
 fn write_timed_out(limit: Duration) -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
-        format!("the peer took too long to read: a frame was not sent within the write timeout ({limit:?})"),
+        format!(
+            "the peer took too long to read: a frame was not sent within the write timeout ({})",
+            Span(limit)
+        ),
     )
 }
 
@@ -697,7 +701,7 @@ impl<S: Read + Write> WebSocket<S> {
         match result {
             Ok((accept, req, rest)) => {
                 write_all_vectored(&mut stream, &http::response_101(&accept, None, None), &[])?;
-                let mut ws = Self::from_raw(stream, Role::Server, limits, &rest);
+                let mut ws = Self::server(stream, limits, &rest);
                 ws.request = Some(req);
                 Ok(ws)
             }
@@ -713,11 +717,29 @@ impl<S: Read + Write> WebSocket<S> {
     /// Wraps a stream whose handshake is done. `received` holds bytes that
     /// were read past the handshake; they are the start of the frame stream.
     pub fn from_raw(stream: S, role: Role, limits: Limits, received: &[u8]) -> Self {
+        match role {
+            Role::Server => Self::server(stream, limits, received),
+            Role::Client => {
+                let outbound = Outbound::client(Box::new(OsKeys(OsRandom::new(), 0)));
+                Self::with_outbound(stream, role, limits, received, outbound)
+            }
+        }
+    }
+
+    /// [`from_raw`](Self::from_raw) for the server's side: a server's
+    /// binary need not carry the client's mask-key source.
+    pub(crate) fn server(stream: S, limits: Limits, received: &[u8]) -> Self {
+        Self::with_outbound(stream, Role::Server, limits, received, Outbound::server())
+    }
+
+    fn with_outbound(
+        stream: S,
+        role: Role,
+        limits: Limits,
+        received: &[u8],
+        outbound: Outbound,
+    ) -> Self {
         let inbound = Protocol::with_received(role, limits, received);
-        let outbound = match role {
-            Role::Server => Outbound::server(),
-            Role::Client => Outbound::client(Box::new(OsKeys(OsRandom::new(), 0))),
-        };
         WebSocket {
             stream,
             conn: Box::new(Connection::from_parts(inbound, Out::Own(outbound))),

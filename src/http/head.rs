@@ -2,9 +2,9 @@
 //! the request head found as it arrives and parsed in one pass, the upgrade
 //! rules, the `101`, plain responses and the refusals with their status.
 
+use super::base64;
 use crate::status::Status;
 use alloc::{borrow::ToOwned, format, string::String, vec, vec::Vec};
-use base64::Engine;
 use core::fmt;
 
 /// The GUID every `Sec-WebSocket-Accept` is derived with (RFC 6455 section 1.3).
@@ -255,7 +255,7 @@ impl Headers {
     pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.get_all(name)
             .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .map(str::trim_ascii) // OWS: values hold no other whitespace
             .filter(|t| !t.is_empty())
     }
 
@@ -462,7 +462,7 @@ pub fn accept_key(key: &str) -> String {
     let mut sha = sha1_smol::Sha1::new();
     sha.update(key.as_bytes());
     sha.update(WEBSOCKET_GUID.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(sha.digest().bytes())
+    base64::encode(&sha.digest().bytes())
 }
 
 /// Checks a request against RFC 6455 section 4.2.1; returns the `Sec-WebSocket-Accept` value.
@@ -491,9 +491,8 @@ pub fn check_upgrade(req: &Request) -> Result<String, HandshakeError> {
     let (Some(key), None) = (keys.next(), keys.next()) else {
         return Err(HandshakeError::BadKey);
     };
-    match base64::engine::general_purpose::STANDARD.decode(key) {
-        Ok(raw) if raw.len() == 16 => {}
-        _ => return Err(HandshakeError::BadKey),
+    if !base64::is_16_bytes(key) {
+        return Err(HandshakeError::BadKey);
     }
     let has_body = req.header("transfer-encoding").is_some()
         || req.header("content-length").is_some_and(|v| v != "0");

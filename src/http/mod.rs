@@ -8,6 +8,7 @@
 //! [`serve::Lifecycle`] is one server connection from the request head to the
 //! linger after the close, for any driver, blocking or not.
 
+pub(crate) mod base64;
 mod head;
 pub mod serve;
 

@@ -21,6 +21,8 @@ pub use inbound::Event;
 #[cfg(feature = "std")]
 pub(crate) use outbound::close_payload;
 pub use outbound::{Frame, MaskKeys, Outbound, Payload};
+#[cfg(feature = "std")]
+pub(crate) use timers::Span;
 pub use timers::{Expired, Keepalive};
 
 /// Not part of the API: hooks for the crate's own fuzz targets and tests,

@@ -11,7 +11,7 @@ use crate::http::{self, HandshakeError, Request, Response};
 #[cfg(feature = "deflate")]
 use crate::proto::extensions::permessage_deflate::{negotiate, DeflateConfig, PerMessageDeflate};
 use std::io;
-use std::net::IpAddr;
+use std::net::Ipv4Addr;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -135,13 +135,34 @@ fn host_name(host: &str) -> &str {
 
 fn host_allowed(allowed: &[String], host: &str) -> bool {
     let name = host_name(host);
-    let local =
-        name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost");
-    name.parse::<IpAddr>().is_ok()
+    let local = name.eq_ignore_ascii_case("localhost") || ends_with_ignore_case(name, ".localhost");
+    is_ip_literal(host, name)
         || local
         || allowed
             .iter()
             .any(|a| a == "*" || a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host))
+}
+
+/// Whether the Host header `host` (its name `name`) is an IP address: IPv4,
+/// or IPv6 in brackets (RFC 3986 3.2.2), neither of which DNS can rebind.
+/// The brackets' content is checked for IPv6's characters, not parsed: a
+/// bracketed host cannot be a DNS name, and the parser is a kilobyte.
+fn is_ip_literal(host: &str, name: &str) -> bool {
+    match host.strip_prefix('[') {
+        Some(_) => {
+            name.contains(':')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }
+        None => name.parse::<Ipv4Addr>().is_ok(),
+    }
+}
+
+/// Whether `s` ends with `suffix`, ASCII case aside.
+fn ends_with_ignore_case(s: &str, suffix: &str) -> bool {
+    let (s, suffix) = (s.as_bytes(), suffix.as_bytes());
+    s.len() >= suffix.len() && s[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
 /// Whether `origin` may use this server: listed, or the same host and port as `host`.
@@ -152,20 +173,23 @@ fn origin_allowed(allowed: &[String], origin: &str, host: &str) -> bool {
     {
         return true;
     }
-    let Some((scheme, authority)) = origin.split_once("://") else {
+    // A scheme has no `:` (RFC 3986 3.1); a char pattern is less code.
+    let Some((scheme, authority)) = origin
+        .split_once(':')
+        .and_then(|(scheme, rest)| Some((scheme, rest.strip_prefix("//")?)))
+    else {
         return false; // "null" and other opaque origins
     };
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "ws" => ":80",
-        "https" | "wss" => ":443",
-        _ => return false,
+    let default_port = if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("ws") {
+        ":80"
+    } else if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        ":443"
+    } else {
+        return false;
     };
-    let strip = |a: &str| {
-        a.strip_suffix(default_port)
-            .unwrap_or(a)
-            .to_ascii_lowercase()
-    };
-    strip(authority.trim_end_matches('/')) == strip(host)
+    let authority = authority.trim_end_matches('/');
+    let strip = |a| str::strip_suffix(a, default_port).unwrap_or(a);
+    strip(authority).eq_ignore_ascii_case(strip(host))
 }
 
 fn check_host_and_origin(config: &Config, request: &Request) -> Result<(), HandshakeError> {
@@ -203,12 +227,22 @@ mod tests {
             "127.0.0.1:8989",
             "192.168.1.50",
             "[::1]:80",
+            "[fe80::1]",
+            "[::ffff:10.0.0.1]:8989",
             "localhost:9",
             "car.localhost",
         ] {
             assert!(host_allowed(&[], host), "{host}");
         }
-        for host in ["evil.example", "evil.example:8989", "", "bb400.local"] {
+        for host in [
+            "evil.example",
+            "evil.example:8989",
+            "",
+            "bb400.local",
+            "[evil.example]",
+            "[]:80",
+            "1.2.3.4.evil.example",
+        ] {
             assert!(!host_allowed(&[], host), "{host}");
         }
         assert!(host_allowed(&strings(&["bb400.local"]), "BB400.local:8989"));

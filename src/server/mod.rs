@@ -81,7 +81,7 @@ pub struct Server {
     on_upgrade: Option<Arc<UpgradeHook>>,
     on_http: Option<Arc<HttpHook>>,
     on_error: Option<Arc<ErrorHook>>,
-    tls: Option<Arc<tls::Hook>>,
+    tls: Option<Box<dyn tls::Wrap>>,
     state: Arc<State>,
 }
 
@@ -215,9 +215,9 @@ impl Server {
     where
         S: Read + Write + Send + 'static,
     {
-        self.tls = Some(Arc::new(move |tcp| {
+        self.tls = Some(Box::new(tls::Tls::new(Box::new(move |tcp| {
             hook(tcp).map(|s| Box::new(s) as Box<dyn net::ReadWrite>)
-        }));
+        }))));
         self
     }
 
@@ -259,7 +259,7 @@ impl Server {
             on_upgrade: self.on_upgrade,
             on_http: self.on_http,
             on_error: self.on_error,
-            tls: self.tls.map(tls::Tls::new),
+            tls: self.tls,
             state: self.state,
         });
         threaded::run(ctx, self.listener)

@@ -4,14 +4,13 @@
 
 use super::config::{Config, ErrorHook, HttpHook, UpgradeHook};
 use super::net::{Addr, Stream};
-use super::tls::Tls;
+use super::tls::Wrap;
 use crate::blocking::counters::Counters;
 use crate::blocking::io::write_all_vectored;
 use crate::blocking::Sender;
 use crate::error::Error;
 use crate::http::{HandshakeError, Response};
 use crate::message::CloseCode;
-use std::collections::HashMap;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -30,8 +29,82 @@ pub(crate) struct State {
 
 #[derive(Default)]
 pub(crate) struct Registry {
-    next_id: u64,
-    pub(crate) conns: HashMap<u64, Conn>,
+    pub(crate) conns: Conns,
+}
+
+/// The live connections by id, in slots reused as connections end. An id
+/// is its slot and the slot's generation (`generation << 32 | slot`), so
+/// it is never reused while the server runs; a `Vec` of slots and a free
+/// list are all the code this needs, where a map brings a hasher and
+/// several kilobytes of its own.
+pub(crate) struct Conns<T = Conn> {
+    slots: Vec<(u32, Option<T>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Conns<T> {
+    fn default() -> Self {
+        Conns {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Conns<T> {
+    /// How many connections are live.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Adds `conn`; returns its id.
+    fn insert(&mut self, conn: T) -> u64 {
+        self.len += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push((0, None));
+                // At most `max_connections` slots: a u32 is plenty.
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.slots[slot as usize];
+        entry.1 = Some(conn);
+        u64::from(entry.0) << 32 | u64::from(slot)
+    }
+
+    /// The connection `id`, while it is live.
+    fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        match self.slots.get_mut(id as u32 as usize) {
+            Some((generation, conn)) if u64::from(*generation) == id >> 32 => conn.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// Ends `id`: its slot is free for the next connection, under a new
+    /// generation.
+    fn remove(&mut self, id: u64) {
+        let slot = id as u32;
+        let Some(entry) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if u64::from(entry.0) == id >> 32 && entry.1.take().is_some() {
+            entry.0 = entry.0.wrapping_add(1);
+            self.free.push(slot);
+            self.len -= 1;
+        }
+    }
+
+    /// Every live connection.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|(_, conn)| conn.as_ref())
+    }
 }
 
 /// A live connection, as shutdown reaches it.
@@ -68,7 +141,7 @@ pub(crate) struct Ctx<H> {
     pub(crate) on_http: Option<Arc<HttpHook>>,
     pub(crate) on_error: Option<Arc<ErrorHook>>,
     /// The TLS hook and its deadlines (thread-per-client mode only).
-    pub(crate) tls: Option<Tls>,
+    pub(crate) tls: Option<Box<dyn Wrap>>,
     pub(crate) state: Arc<State>,
 }
 
@@ -106,16 +179,13 @@ pub(crate) fn register<H>(ctx: &Ctx<H>, stream: &Stream) -> Option<u64> {
     if registry.conns.len() >= ctx.config.max_connections {
         return None;
     }
-    let id = registry.next_id;
-    registry.next_id += 1;
-    registry.conns.insert(id, Conn::Handshake(stream.clone()));
-    Some(id)
+    Some(registry.conns.insert(Conn::Handshake(stream.clone())))
 }
 
 /// A connection in slot `id` is now a WebSocket: shutdown closes it through
 /// `sender` (at once, if shutdown began during its handshake).
 pub(crate) fn opened(state: &State, id: u64, sender: &Sender) {
-    if let Some(conn) = state.registry().conns.get_mut(&id) {
+    if let Some(conn) = state.registry().conns.get_mut(id) {
         *conn = Conn::Open(sender.clone());
     }
     if state.stopping.load(Ordering::Acquire) {
@@ -124,7 +194,7 @@ pub(crate) fn opened(state: &State, id: u64, sender: &Sender) {
 }
 
 pub(crate) fn deregister(state: &State, id: u64) {
-    state.registry().conns.remove(&id);
+    state.registry().conns.remove(id);
     state.ended.notify_all();
 }
 
@@ -144,4 +214,41 @@ pub(crate) fn refuse_busy<H>(ctx: &Ctx<H>, stream: Stream) {
 pub(crate) fn respond(stream: &Stream, response: &Response) {
     let _ = write_all_vectored(&mut stream.clone(), &response.to_bytes(), &[]);
     let _ = stream.shutdown(Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Conns;
+
+    #[test]
+    fn an_ended_connections_id_is_not_reused_with_its_slot() {
+        let mut conns = Conns::default();
+        let a = conns.insert('a');
+        let b = conns.insert('b');
+        assert_ne!(a, b);
+        conns.remove(a);
+        assert_eq!(conns.len(), 1);
+        assert_eq!(conns.get_mut(a), None);
+        let c = conns.insert('c');
+        assert_eq!(c as u32, a as u32, "the slot is reused");
+        assert_ne!(c, a, "under a new id");
+        conns.remove(a); // the old id ends nothing now
+        assert_eq!(conns.get_mut(c), Some(&mut 'c'));
+        assert_eq!(conns.len(), 2);
+        assert_eq!(conns.values().collect::<String>(), "cb");
+    }
+
+    #[test]
+    fn removing_twice_or_an_unknown_id_changes_nothing() {
+        let mut conns = Conns::default();
+        let a = conns.insert(1);
+        conns.remove(a);
+        conns.remove(a);
+        conns.remove(99);
+        assert!(conns.is_empty());
+        assert_eq!(conns.free.len(), 1);
+        let b = conns.insert(2);
+        assert_eq!(conns.get_mut(b), Some(&mut 2));
+        assert_eq!(conns.len(), 1);
+    }
 }

@@ -1,7 +1,7 @@
 //! [`Stats`]: what a running server has counted since it started.
 
 use super::registry::State;
-use crate::blocking::counters::{lock, ByCode};
+use crate::blocking::counters::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -75,7 +75,7 @@ impl Stats {
     /// A snapshot of `state`'s counters.
     pub(crate) fn of(state: &State) -> Stats {
         let c = &state.counters;
-        let map = |m| ByCode::clone(&lock(m));
+        let map = |m| lock(m).iter().copied().collect();
         Stats {
             connections_open: state.registry().conns.len() as u64,
             connections_accepted: c.accepted.load(Relaxed),

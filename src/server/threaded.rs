@@ -10,7 +10,6 @@ use super::tls::Watch;
 use crate::blocking::io::{is_timeout, read_some};
 use crate::blocking::WebSocket;
 use crate::error::Error;
-use crate::frame::Role;
 use crate::http::serve::{Lifecycle, Step};
 use crate::http::Response;
 use crate::message::CloseCode;
@@ -216,7 +215,7 @@ fn open(
         return Ok(None);
     };
     write_output(life, stream)?;
-    let mut ws = WebSocket::from_raw(stream.clone(), Role::Server, config.limits, &rest);
+    let mut ws = WebSocket::server(stream.clone(), config.limits, &rest);
     ws.count_into(ctx.state.counters.clone());
     #[cfg(feature = "deflate")]
     if let Some(deflate) = upgrade.deflate {

@@ -17,25 +17,39 @@ use std::time::{Duration, Instant};
 /// The hook: a TCP stream in, any stream over it out.
 pub(crate) type Hook = dyn Fn(TcpStream) -> io::Result<Box<dyn ReadWrite>> + Send + Sync;
 
+/// Wraps each accepted stream before its request is read. A server holds
+/// it as a trait object made in [`Server::tls`](super::Server::tls), so a
+/// server without TLS carries none of this module's code but [`Watch`].
+pub(crate) trait Wrap: Send + Sync {
+    /// Wraps an accepted stream with the hook; a Unix stream is served as
+    /// it is. From now until [`Watch::done`], the connection is shut down
+    /// once `timeout` has passed: a TLS library reads the socket as long as
+    /// bytes trickle in, so only another thread can keep the deadline.
+    fn wrap(
+        &self,
+        stream: &Stream,
+        timeout: Duration,
+        max_watched: usize,
+    ) -> (Watch, Result<Stream, Error>);
+}
+
 /// What a server with a TLS hook shares between its connections.
 pub(crate) struct Tls {
-    pub(crate) hook: Arc<Hook>,
+    hook: Box<Hook>,
     deadlines: Arc<Deadlines>,
 }
 
 impl Tls {
-    pub(crate) fn new(hook: Arc<Hook>) -> Tls {
+    pub(crate) fn new(hook: Box<Hook>) -> Tls {
         Tls {
             hook,
             deadlines: Arc::default(),
         }
     }
+}
 
-    /// Wraps an accepted stream with the hook; a Unix stream is served as
-    /// it is. From now until [`Watch::done`], the connection is shut down
-    /// once `timeout` has passed: a TLS library reads the socket as long as
-    /// bytes trickle in, so only another thread can keep the deadline.
-    pub(crate) fn wrap(
+impl Wrap for Tls {
+    fn wrap(
         &self,
         stream: &Stream,
         timeout: Duration,
