@@ -39,8 +39,8 @@ pub(crate) struct Registry {
 /// several kilobytes of its own.
 pub(crate) struct Conns<T = Conn> {
     slots: Vec<(u32, Option<T>)>,
+    /// The empty slots: every slot is either here or holds a connection.
     free: Vec<u32>,
-    len: usize,
 }
 
 impl<T> Default for Conns<T> {
@@ -48,7 +48,6 @@ impl<T> Default for Conns<T> {
         Conns {
             slots: Vec::new(),
             free: Vec::new(),
-            len: 0,
         }
     }
 }
@@ -56,16 +55,15 @@ impl<T> Default for Conns<T> {
 impl<T> Conns<T> {
     /// How many connections are live.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.slots.len() - self.free.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Adds `conn`; returns its id.
     fn insert(&mut self, conn: T) -> u64 {
-        self.len += 1;
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -81,24 +79,23 @@ impl<T> Conns<T> {
 
     /// The connection `id`, while it is live.
     fn get_mut(&mut self, id: u64) -> Option<&mut T> {
-        match self.slots.get_mut(id as u32 as usize) {
-            Some((generation, conn)) if u64::from(*generation) == id >> 32 => conn.as_mut(),
-            _ => None,
-        }
+        self.live(id)?.1.as_mut()
     }
 
     /// Ends `id`: its slot is free for the next connection, under a new
     /// generation.
     fn remove(&mut self, id: u64) {
-        let slot = id as u32;
-        let Some(entry) = self.slots.get_mut(slot as usize) else {
-            return;
-        };
-        if u64::from(entry.0) == id >> 32 && entry.1.take().is_some() {
-            entry.0 = entry.0.wrapping_add(1);
-            self.free.push(slot);
-            self.len -= 1;
+        if let Some(entry) = self.live(id) {
+            *entry = (entry.0.wrapping_add(1), None);
+            self.free.push(id as u32);
         }
+    }
+
+    /// The slot of `id` (its generation, its connection) while `id` is live.
+    fn live(&mut self, id: u64) -> Option<&mut (u32, Option<T>)> {
+        self.slots
+            .get_mut(id as u32 as usize)
+            .filter(|(generation, conn)| u64::from(*generation) == id >> 32 && conn.is_some())
     }
 
     /// Every live connection.
