@@ -23,7 +23,8 @@
 //! * `check_upgrade` gives 400 or 426 (426 only for a version other than 13),
 //!   or the accept key of the request's one `Sec-WebSocket-Key`, for a request
 //!   that really is a GET upgrade; the 101 and the error responses are
-//!   well-formed HTTP;
+//!   well-formed HTTP; a key is accepted exactly when it is 16 bytes in
+//!   canonical base64, as a bit-by-bit reference decodes and re-encodes it;
 //! * the same head read as a response (`ResponseHead::parse`, what a client
 //!   does with the server's answer) gives a three-digit status and at most
 //!   `max_headers` headers, or an error with status 400 or 431.
@@ -90,6 +91,45 @@ fn check_request(req: &Request, max_headers: usize) {
     assert_eq!(Request::parse(&printed, max_headers).as_ref(), Ok(req));
 }
 
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Reference: `key` decodes to 16 bytes (its 128 bits, the 22nd digit's
+/// last 4 bits dropped) whose base64, bit by bit, is `key` again.
+fn canonical_16(key: &str) -> bool {
+    let digits: Option<Vec<u8>> = key
+        .bytes()
+        .take(22)
+        .map(|c| ALPHABET.iter().position(|&a| a == c).map(|i| i as u8))
+        .collect();
+    let Some(digits) = digits else { return false };
+    if digits.len() < 22 {
+        return false;
+    }
+    let bits: Vec<bool> = digits
+        .iter()
+        .flat_map(|&d| (0..6).rev().map(move |i| d >> i & 1 == 1))
+        .collect();
+    let bytes: Vec<u8> = bits[..128]
+        .chunks(8)
+        .map(|b| b.iter().fold(0, |acc, &bit| acc << 1 | u8::from(bit)))
+        .collect();
+    let mut bits: Vec<bool> = bytes
+        .iter()
+        .flat_map(|&b| (0..8).rev().map(move |i| b >> i & 1 == 1))
+        .collect();
+    bits.resize(132, false);
+    let mut encoded: String = bits
+        .chunks(6)
+        .map(|d| {
+            char::from(
+                ALPHABET[usize::from(d.iter().fold(0u8, |acc, &bit| acc << 1 | u8::from(bit)))],
+            )
+        })
+        .collect();
+    encoded.push_str("==");
+    encoded == key
+}
+
 fn check_upgrade_result(req: &Request) {
     match check_upgrade(req) {
         Ok(accept) => {
@@ -104,6 +144,10 @@ fn check_upgrade_result(req: &Request) {
             let key = keys.next().expect("a key");
             assert!(keys.next().is_none(), "two keys accepted");
             assert_eq!(key.len(), 24, "a 16-byte key is 24 base64 characters");
+            assert!(
+                canonical_16(key),
+                "a key that is not 16 canonical bytes: {key:?}"
+            );
             assert_eq!(accept, accept_key(key));
             assert_eq!(accept.len(), 28);
             let response = String::from_utf8(response_101(&accept, None, None)).unwrap();
@@ -119,6 +163,12 @@ fn check_upgrade_result(req: &Request) {
                 "{e:?}"
             );
             assert!(matches!(status, 400 | 426), "{e:?} gives {status}");
+            if matches!(e, HandshakeError::BadKey) {
+                let keys: Vec<&str> = req.headers().get_all("Sec-WebSocket-Key").collect();
+                if let [key] = keys[..] {
+                    assert!(!canonical_16(key), "a canonical key refused: {key:?}");
+                }
+            }
             check_response(&e.response().to_bytes(), status);
         }
     }
