@@ -157,6 +157,7 @@ in_both_modes! {
     sends_keepalive_pings_and_drops_silent_clients,
     keepalive_keeps_a_client_that_answers_pings,
     read_timeout_closes_a_silent_client_with_1001,
+    a_client_that_never_answers_our_close_is_dropped_after_the_close_timeout,
     a_sender_kept_by_another_thread_pushes_messages,
     a_sender_can_shut_a_client_down_from_another_thread,
     fed_replies_go_out_without_a_flush,
@@ -1143,12 +1144,42 @@ fn read_timeout_closes_a_silent_client_with_1001(mode: Mode) {
     let start = Instant::now();
     let mut c = raw_open(addr);
     c.expect_close(1001);
-    let took = start.elapsed();
-    assert!(took >= Duration::from_millis(200), "too early: {took:?}");
-    let bound = mode.pick(2 * SECOND, 3 * SECOND);
-    assert!(took < bound, "took {took:?}");
+    assert_deadline_met(mode, start, Duration::from_millis(200));
     drop(c);
     assert_freed(mode, &server, "idle");
+    server.shutdown();
+}
+
+/// A deadline of `limit` from `start` was met: not before it, and within
+/// the mode's slack (a thread per client: a tick; the event loop: its
+/// once-a-second sweep too).
+fn assert_deadline_met(mode: Mode, start: Instant, limit: Duration) {
+    let took = start.elapsed();
+    assert!(took >= limit, "too early: {took:?}");
+    let bound = mode.pick(2 * SECOND, 3 * SECOND);
+    assert!(took < bound, "took {took:?}");
+}
+
+/// Our close sent (here by the callback), a client that neither answers it
+/// nor hangs up is dropped once `close_timeout` has passed, keepalive or not.
+fn a_client_that_never_answers_our_close_is_dropped_after_the_close_timeout(mode: Mode) {
+    let config = Config {
+        keepalive: None,
+        close_timeout: Some(Duration::from_millis(300)),
+        ..config(mode, "noclose")
+    };
+    let (server, addr) = spawn(mode, bind(config), |_: &Request, tx: Sender| {
+        move |_: MessageRef<'_>| tx.close(CloseCode::NORMAL, "bye")
+    });
+    let mut c = raw_open(addr);
+    c.write(&frame(FIN | OP_TEXT, b"close, please"));
+    let start = Instant::now();
+    // The close comes, then the end of the stream, though the client stays
+    // silent and keeps its end open (expect_close waits up to 5 s).
+    assert_eq!(c.expect_close(1000), "bye");
+    assert_deadline_met(mode, start, Duration::from_millis(300));
+    drop(c);
+    assert_freed(mode, &server, "noclose");
     server.shutdown();
 }
 

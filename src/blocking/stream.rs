@@ -30,6 +30,12 @@ pub trait DuplexStream: Read + Write + Send + Sync + 'static {
     fn set_write_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
         Ok(())
     }
+    /// Sets how long one read may block; a [`Sender`](crate::Sender) that
+    /// sends our close shortens it, so that a server's reader notices a
+    /// peer that does not answer in time. Default: does nothing.
+    fn set_read_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
     /// Bytes written that the peer has not acknowledged yet, where the
     /// platform tells (TCP on Linux). Keepalive asks it at a late pong, to
     /// tell a peer that is slowly taking what was sent before the ping from
@@ -52,6 +58,9 @@ impl DuplexStream for TcpStream {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_write_timeout(self, timeout)
     }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
     fn unacked(&self) -> Option<u64> {
         tcp_unacked(self)
     }
@@ -70,6 +79,9 @@ impl DuplexStream for UnixStream {
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         UnixStream::set_write_timeout(self, timeout)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, timeout)
     }
 }
 

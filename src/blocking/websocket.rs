@@ -58,6 +58,9 @@ pub struct WebSocket<S> {
     conn: Box<Connection<Out>>,
     /// Whether a deadline is set: then reads time out every tick.
     ticking: bool,
+    /// The read timeout a server's reader gets once our close is out, so
+    /// that the close timeout is met (see `WebSocket::set_server_timeouts`).
+    close_tick: Option<Duration>,
     request: Option<Request>,
     protocol: Option<String>,
     /// A server's counters, which its messages and closes count into.
@@ -69,6 +72,7 @@ pub struct WebSocket<S> {
 trait Sink: Write + Send + Sync {
     fn shut(&self) -> io::Result<()>;
     fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     fn unacked_bytes(&self) -> Option<u64>;
 }
 
@@ -78,6 +82,9 @@ impl<T: DuplexStream> Sink for T {
     }
     fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.set_write_timeout(timeout)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        DuplexStream::set_read_timeout(self, timeout)
     }
     fn unacked_bytes(&self) -> Option<u64> {
         self.unacked()
@@ -289,6 +296,8 @@ struct Shared {
     written: AtomicU64,
     /// The server's counters, which sent messages count into.
     counters: Option<Arc<Counters>>,
+    /// The read timeout once our close is out (see `WebSocket::set_server_timeouts`).
+    close_tick: Option<Duration>,
 }
 
 struct SharedOut {
@@ -315,8 +324,12 @@ impl Shared {
     #[inline]
     fn mirror(&self, out: &Outbound) {
         self.pending.store(out.pending() > 0, Ordering::Release);
-        if out.is_closed() {
-            self.close_sent.store(true, Ordering::Release);
+        if out.is_closed() && !self.close_sent.swap(true, Ordering::AcqRel) {
+            if let Some(tick) = self.close_tick {
+                // The reader's next wait ends in time to drop a peer that
+                // does not answer (a read already blocked keeps its own).
+                let _ = self.shutter.set_read_timeout(Some(tick));
+            }
         }
     }
 
@@ -744,6 +757,7 @@ impl<S: Read + Write> WebSocket<S> {
             stream,
             conn: Box::new(Connection::from_parts(inbound, Out::Own(outbound))),
             ticking: false,
+            close_tick: None,
             request: None,
             protocol: None,
             counters: None,
@@ -813,7 +827,7 @@ impl<S: Read + Write> WebSocket<S> {
                     self.flush_out()?;
                     let n = match read_some(&mut self.stream, self.conn.read_buf()) {
                         Ok(n) => n,
-                        Err(e) if is_timeout(&e) && self.ticking => {
+                        Err(e) if is_timeout(&e) && (self.ticking || self.conn.close_sent()) => {
                             self.on_tick()?;
                             continue;
                         }
@@ -892,6 +906,32 @@ impl<S: Read + Write> WebSocket<S> {
         self.conn.set_timeouts(timeouts, Instant::now());
         self.ticking = read_timeout.is_some() || keepalive.is_some();
         self.conn.tick()
+    }
+
+    /// A server's deadlines: [`WebSocket::set_timeouts`]' and how long the
+    /// peer has to answer our close. Reads keep the returned tick (the
+    /// close timeout does not wake idle connections); once our close is
+    /// out, from here or a [`Sender`], the next read waits at most half the
+    /// close timeout, so the peer is dropped within 1.5 times it.
+    pub(crate) fn set_server_timeouts(
+        &mut self,
+        read_timeout: Option<Duration>,
+        keepalive: Option<Keepalive>,
+        close: Option<Duration>,
+    ) -> Option<Duration> {
+        let tick = self.set_timeouts(read_timeout, keepalive);
+        let timeouts = Timeouts {
+            read: read_timeout,
+            keepalive,
+            close,
+            ..Timeouts::default()
+        };
+        self.conn.set_timeouts(timeouts, Instant::now());
+        self.close_tick = close.map(|c| {
+            let half = (c / 2).max(Duration::from_millis(1));
+            tick.map_or(half, |t| t.min(half))
+        });
+        tick
     }
 
     /// Sends a message.
@@ -1038,6 +1078,7 @@ impl<S: DuplexStream> WebSocket<S> {
             writes: AtomicU64::new(0),
             written: AtomicU64::new(0),
             counters: self.counters.clone(),
+            close_tick: self.close_tick,
         });
         *outlet = Out::Shared(shared.clone());
         Ok(Sender {

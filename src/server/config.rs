@@ -38,6 +38,12 @@ pub struct Config {
     /// Keepalive pings, so dead clients are noticed. Default: a ping after
     /// 30 s of silence, closed if nothing arrives 30 s later.
     pub keepalive: Option<Keepalive>,
+    /// How long a client has to answer our close frame (RFC 6455 7.1.1)
+    /// before the connection is dropped, keepalive or not. Default 5 s.
+    /// A thread per client meets it within 1.5 times it (at its next read;
+    /// a read already waiting, as for a close sent from another thread,
+    /// notices at its keepalive tick); the event loop within a second more.
+    pub close_timeout: Option<Duration>,
     /// How long [`ShutdownHandle::shutdown`](crate::ShutdownHandle::shutdown) waits for clients to finish
     /// their close handshakes. Default 5 s.
     pub shutdown_timeout: Duration,
@@ -73,6 +79,7 @@ impl Default for Config {
                 interval: Duration::from_secs(30),
                 timeout: Duration::from_secs(30),
             }),
+            close_timeout: Some(Duration::from_secs(5)),
             shutdown_timeout: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),

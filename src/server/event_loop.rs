@@ -783,7 +783,7 @@ fn timeouts(config: &Config) -> Timeouts {
     Timeouts {
         read: config.read_timeout,
         keepalive: config.keepalive,
-        close: None,
+        close: config.close_timeout,
         write: config.write_timeout,
     }
 }

@@ -399,6 +399,9 @@ impl DuplexStream for Stream {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         Stream::set_write_timeout(self, timeout)
     }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        Stream::set_read_timeout(self, timeout)
+    }
 }
 
 /// A TCP or Unix listener.

@@ -221,7 +221,7 @@ fn open(
     if let Some(deflate) = upgrade.deflate {
         ws.enable_deflate_boxed(deflate);
     }
-    let tick = ws.set_timeouts(config.read_timeout, config.keepalive);
+    let tick = ws.set_server_timeouts(config.read_timeout, config.keepalive, config.close_timeout);
     stream.set_read_timeout(tick)?;
     ws.set_handshake(Some(request), upgrade.protocol);
     Ok(Some(ws))
