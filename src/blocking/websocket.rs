@@ -324,10 +324,18 @@ impl Shared {
     #[inline]
     fn mirror(&self, out: &Outbound) {
         self.pending.store(out.pending() > 0, Ordering::Release);
-        if out.is_closed() && !self.close_sent.swap(true, Ordering::AcqRel) {
+        if out.is_closed() && !self.close_sent.load(Ordering::Relaxed) {
+            self.close_out();
+        }
+    }
+
+    /// Our close is out: the reader's next wait ends in time to drop a peer
+    /// that does not answer (a read already blocked keeps its own timeout).
+    #[cold]
+    #[inline(never)]
+    fn close_out(&self) {
+        if !self.close_sent.swap(true, Ordering::AcqRel) {
             if let Some(tick) = self.close_tick {
-                // The reader's next wait ends in time to drop a peer that
-                // does not answer (a read already blocked keeps its own).
                 let _ = self.shutter.set_read_timeout(Some(tick));
             }
         }

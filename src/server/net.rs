@@ -62,7 +62,7 @@ pub struct Stream {
     accepted: Arc<Accepted>,
     /// The stream the TLS hook made of the socket, if any: all reads and
     /// writes go through it.
-    tls: Option<Arc<Wrapped>>,
+    tls: Option<Arc<dyn Through>>,
 }
 
 /// A socket as it was accepted.
@@ -77,6 +77,18 @@ struct Accepted {
 pub(crate) trait ReadWrite: Read + Write + Send {}
 
 impl<T: Read + Write + Send> ReadWrite for T {}
+
+/// What a [`Stream`] reads and writes through when the TLS hook wrapped
+/// it: a trait object, so that a server without the hook has none of its code.
+trait Through: fmt::Debug + Send + Sync {
+    /// One read, as a blocking read with the timeout last set would be.
+    fn read(&self, stream: &Stream, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    fn flush(&self) -> io::Result<()>;
+    /// The timeout each read applies (the socket's own is the wrapper's).
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
 
 /// A stream wrapped around a TCP socket (TLS), shared by the connection's
 /// reader and its senders.
@@ -115,26 +127,40 @@ impl Wrapped {
         self.io.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    #[inline(never)] // off the plain streams' path
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.lock().write(buf)
-    }
-
-    #[inline(never)]
-    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.lock().write_vectored(bufs)
-    }
-
     fn read_timeout(&self) -> Option<Duration> {
         match self.read_timeout.load(Ordering::Relaxed) {
             u64::MAX => None,
             nanos => Some(Duration::from_nanos(nanos)),
         }
     }
+}
 
-    /// One read, as a blocking read with the caller's timeout would be:
-    /// the socket is waited on without the lock (see [`Wrapped`]).
-    #[inline(never)] // off the plain streams' path
+impl Through for Wrapped {
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().write(buf)
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.lock().write_vectored(bufs)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.lock().flush()
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        let nanos = timeout.map_or(u64::MAX, |t| t.as_nanos().min(u64::MAX as u128 - 1) as u64);
+        self.read_timeout.store(nanos, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The socket is waited on without the lock (see [`Wrapped`]).
     fn read(&self, stream: &Stream, buf: &mut [u8]) -> io::Result<usize> {
         let Socket::Tcp(tcp) = &stream.accepted.socket else {
             return Err(io::ErrorKind::Unsupported.into()); // only TCP is wrapped
@@ -207,19 +233,10 @@ impl Stream {
 
     /// Sets how long a read may block.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        if let Some(tls) = &self.tls {
-            // Applied by each read: the socket's own timeout is the wrapper's.
-            if timeout == Some(Duration::ZERO) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "cannot set a 0 duration timeout",
-                ));
-            }
-            let nanos = timeout.map_or(u64::MAX, |t| t.as_nanos().min(u64::MAX as u128 - 1) as u64);
-            tls.read_timeout.store(nanos, Ordering::Relaxed);
-            return Ok(());
+        match &self.tls {
+            Some(tls) => tls.set_read_timeout(timeout),
+            None => on_socket!(self, s => s.set_read_timeout(timeout)),
         }
-        on_socket!(self, s => s.set_read_timeout(timeout))
     }
 
     /// Whether this is a TCP stream the TLS hook wrapped.
@@ -372,7 +389,7 @@ impl Write for &Stream {
     #[inline]
     fn flush(&mut self) -> io::Result<()> {
         match &self.tls {
-            Some(tls) => tls.lock().flush(),
+            Some(tls) => tls.flush(),
             None => Ok(()),
         }
     }
