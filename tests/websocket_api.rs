@@ -158,6 +158,35 @@ fn fed_messages_wait_for_a_flush_then_go_out_in_order() {
 }
 
 #[test]
+fn a_reply_fed_to_the_last_message_read_goes_out_before_the_next_recv() {
+    let (mut ws, mut client) = server_and_raw_client();
+    let tx = ws.sender().unwrap();
+    // Two messages in one write: one read brings both.
+    let mut both = frame(0x81, b"first");
+    both.extend(frame(0x81, b"second"));
+    client.write_all(&both).unwrap();
+    let msg = ws.recv_ref().unwrap().unwrap();
+    tx.feed(msg).unwrap();
+    assert!(
+        nothing_arrives(&client),
+        "a reply with more read waits to leave with the next"
+    );
+    let msg = ws.recv_ref().unwrap().unwrap();
+    tx.feed(msg).unwrap();
+    // Nothing more read: no later reply could join it, so it goes now.
+    assert_eq!(read_frame(&mut client), (0x81, b"first".to_vec()));
+    assert_eq!(read_frame(&mut client), (0x81, b"second".to_vec()));
+    // Only the first reply: what else is fed waits for a flush.
+    tx.feed("third").unwrap();
+    assert!(
+        nothing_arrives(&client),
+        "a second reply went out unflushed"
+    );
+    tx.flush().unwrap();
+    assert_eq!(read_frame(&mut client), (0x81, b"third".to_vec()));
+}
+
+#[test]
 fn feeding_past_64_kib_writes_the_queue_without_a_flush() {
     let (mut ws, mut client) = server_and_raw_client();
     let tx = ws.sender().unwrap();

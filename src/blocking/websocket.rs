@@ -284,6 +284,10 @@ struct Shared {
     close_sent: AtomicBool,
     /// Set (under `out`) while queued frames wait; lets readers skip the lock.
     pending: AtomicBool,
+    /// The reader delivered a message with nothing after it in its buffer:
+    /// the next frame fed goes out at once, since nothing could join it
+    /// before the reader's flush. Saves that flush its lock.
+    reply_now: AtomicBool,
     /// A second handle, to shut the stream down while a writer is blocked on it.
     shutter: Box<dyn Sink>,
     /// The bound on each whole frame: the stream's write timeout.
@@ -352,7 +356,9 @@ impl Shared {
             // Fed: it waits in the queue for the next flush, unless the
             // queue is full. Only a write is timed.
             match out.send(opcode, payload, true) {
-                Ok(()) if out.pending() >= FEED_FLUSH_AT => self.write_out(out, sink),
+                Ok(()) if out.pending() >= FEED_FLUSH_AT || self.take_reply_now() => {
+                    self.write_out(out, sink)
+                }
                 queued => queued.map_err(Error::from),
             }
         } else {
@@ -365,6 +371,16 @@ impl Shared {
             counters.sent(len);
         }
         self.after_write(out, result)
+    }
+
+    /// Whether a frame fed now goes out at once (see `reply_now`); once.
+    #[inline]
+    fn take_reply_now(&self) -> bool {
+        let now = self.reply_now.load(Ordering::Relaxed);
+        if now {
+            self.reply_now.store(false, Ordering::Relaxed);
+        }
+        now
     }
 
     /// Writes what is queued: fed frames, and the connection's own replies.
@@ -542,6 +558,8 @@ impl Sender {
     /// Queued frames go out at the latest when the connection's own `recv`
     /// is about to wait for input, when the queue passes 64 KiB, or on the
     /// next `send` or [`Sender::flush`]. From another thread, call `flush`.
+    /// A reply fed to the last message its `recv` had read goes out at once,
+    /// with what waits: nothing could join it before that wait.
     pub fn feed<'m>(&self, msg: impl Into<MessageRef<'m>>) -> Result<(), Error> {
         let msg = msg.into();
         self.frame(opcode_of(msg), Payload::Borrowed(msg.as_bytes()), false)
@@ -819,7 +837,13 @@ impl<S: Read + Write> WebSocket<S> {
     fn next_message(&mut self) -> Result<bool, Error> {
         loop {
             match self.conn.step() {
-                Ok(Step::Message) => return Ok(true),
+                Ok(Step::Message) => {
+                    let drained = self.conn.is_drained();
+                    if let Out::Shared(shared) = self.conn.outlet() {
+                        shared.reply_now.store(drained, Ordering::Relaxed);
+                    }
+                    return Ok(true);
+                }
                 Ok(Step::Ping) => self.flush_out()?,
                 Ok(Step::Pong) => {}
                 Ok(Step::Close) => {
@@ -1077,6 +1101,7 @@ impl<S: DuplexStream> WebSocket<S> {
         let shared = Arc::new(Shared {
             close_sent: AtomicBool::new(out.is_closed()),
             pending: AtomicBool::new(out.pending() > 0),
+            reply_now: AtomicBool::new(false),
             out: Mutex::new(SharedOut {
                 sink: Box::new(sink),
                 out,

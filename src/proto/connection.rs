@@ -630,6 +630,14 @@ impl<O: Outlet> Connection<O> {
         self.inbound.memory_held() + self.outbound.peek(Outbound::memory_held)
     }
 
+    /// Whether every byte read so far has been parsed: [`Connection::poll`]
+    /// has nothing more before the next read. A driver that holds replies
+    /// back to write them together can write them once this holds.
+    #[inline]
+    pub fn is_drained(&self) -> bool {
+        self.inbound.is_drained()
+    }
+
     /// The receiving half's memory: for assembling messages, and in all.
     pub(crate) fn inbound_memory(&self) -> (usize, usize) {
         (self.inbound.message_memory(), self.inbound.memory_held())

@@ -528,6 +528,13 @@ impl Protocol {
         }
     }
 
+    /// Whether every byte read so far has been parsed: nothing more can
+    /// come out of [`Protocol::poll`] before the next read.
+    #[inline]
+    pub fn is_drained(&self) -> bool {
+        self.buf.start == self.buf.end
+    }
+
     /// Whether [`Protocol::read_buf`] would offer room in the message being
     /// received (a large frame's payload) rather than the read buffer.
     #[inline]

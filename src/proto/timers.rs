@@ -14,7 +14,7 @@
 use crate::instant::Instant;
 use core::time::Duration;
 
-/// The deadlines a [`Connection`] keeps; every one is off by default.
+/// The deadlines a [`Connection`](super::Connection) keeps; every one is off by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timeouts {
     /// Longest silence from the peer before the connection is closed (1001).

@@ -445,3 +445,24 @@ fn permessage_deflate_compresses_both_ways_when_agreed() {
     assert_eq!(server.events, [text(&long), text(&long)]);
     assert_eq!(client.events, [text(&long)]);
 }
+
+#[test]
+fn is_drained_once_the_last_frame_read_has_been_delivered() {
+    let mut pair = Pair::new();
+    pair.client.send_text("one").unwrap();
+    pair.client.send_text("two").unwrap();
+    let mut slices = [&[][..]; 4];
+    let n = pair.client.output(&mut slices);
+    let bytes: Vec<u8> = slices[..n].concat();
+    assert!(pair.server.is_drained(), "nothing read yet");
+    assert_eq!(pair.server.receive(&bytes), bytes.len());
+    assert!(!pair.server.is_drained(), "two frames to parse");
+    assert!(matches!(pair.server.poll(), Ok(Some(Event::Message(())))));
+    assert!(
+        !pair.server.is_drained(),
+        "the second frame is still to parse"
+    );
+    assert!(matches!(pair.server.poll(), Ok(Some(Event::Message(())))));
+    assert!(pair.server.is_drained());
+    assert!(matches!(pair.server.poll(), Ok(None)));
+}
