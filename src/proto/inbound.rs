@@ -518,7 +518,7 @@ impl Protocol {
     fn direct_read(&self) -> Option<usize> {
         match &self.state {
             State::Data { partial, frame }
-                if self.buf.start == self.buf.end
+                if self.is_drained()
                     && frame.remaining >= self.buf.size as u64
                     && !partial.compressed =>
             {
@@ -636,7 +636,7 @@ impl Protocol {
         // Between frames, the usual cases inline: nothing left to parse (the
         // poll after a read's last message), or a small whole frame.
         if let State::Header { partial: None } = self.state {
-            if self.buf.start == self.buf.end {
+            if self.is_drained() {
                 return Ok(None);
             }
             if let Some((head, len)) = self.small_frame(&Own) {
@@ -672,9 +672,7 @@ impl Protocol {
         self.ready = None;
         // Between frames with nothing of ours held, the usual cases inline:
         // nothing left in `lent`, or a small whole frame there.
-        if let (State::Header { partial: None }, true) =
-            (&self.state, self.buf.start == self.buf.end)
-        {
+        if let (State::Header { partial: None }, true) = (&self.state, self.is_drained()) {
             if lent.rest().is_empty() {
                 return Ok(None);
             }
@@ -737,7 +735,7 @@ impl Protocol {
         if !self.is_closed() && !lent.rest().is_empty() {
             self.buf.append(lent.rest());
         }
-        if self.is_closed() || self.buf.start == self.buf.end {
+        if self.is_closed() || self.is_drained() {
             self.buf.release();
             if self.control.is_some() {
                 self.drop_control();
